@@ -1,0 +1,83 @@
+"""Train / validation / test splits of a RecDataset's interactions."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from mtl_tf import features as F
+
+
+@dataclasses.dataclass
+class Splits:
+    """Interactions of each split (side tables stay in the RecDataset)."""
+
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    test: pd.DataFrame
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "validation": len(self.validation),
+                "test": len(self.test)}
+
+
+def random_split(interactions: pd.DataFrame, test_fraction: float,
+                 validation_fraction: float, seed: int) -> Splits:
+    """Seeded random split.
+
+    Rows are permuted once with `np.random.default_rng(seed).permutation`; the first
+    ``1 - test_fraction`` share is the training pool, the rest the test split. With
+    seed 42 and test_fraction 0.2 this is exactly the ml-100k split of DESIGN.md
+    section 5. Validation is the last `validation_fraction` share of the pool.
+    """
+    n = len(interactions)
+    order = np.random.default_rng(seed).permutation(n)
+    n_pool = n - int(round(n * test_fraction))
+    pool, test = order[:n_pool], order[n_pool:]
+    n_train = n_pool - int(round(n_pool * validation_fraction))
+    return Splits(train=_take(interactions, pool[:n_train]),
+                  validation=_take(interactions, pool[n_train:]),
+                  test=_take(interactions, test))
+
+
+def temporal_split(interactions: pd.DataFrame, test_fraction: float,
+                   validation_fraction: float) -> Splits:
+    """Per-user temporal hold-out: each user's latest interactions are held out.
+
+    For every user with at least 3 interactions, the latest `test_fraction` share
+    (at least one) goes to test and the latest `validation_fraction` share of the
+    rest (at least one) to validation; ties in timestamp keep file order.
+    """
+    frame = interactions.reset_index(drop=True)
+    order = np.lexsort((np.arange(len(frame)), frame[F.TIMESTAMP].to_numpy(),
+                        frame[F.USER_ID].to_numpy()))
+    frame = frame.iloc[order]
+    position = frame.groupby(F.USER_ID, sort=False).cumcount().to_numpy()
+    count = frame.groupby(F.USER_ID, sort=False)[F.USER_ID].transform("size").to_numpy()
+    eligible = count >= 3
+    n_test = np.where(eligible, np.maximum(1, np.round(count * test_fraction)), 0)
+    n_pool = count - n_test
+    n_val = np.where(eligible & (validation_fraction > 0),
+                     np.maximum(1, np.round(n_pool * validation_fraction)), 0)
+    is_test = position >= n_pool
+    is_val = ~is_test & (position >= n_pool - n_val)
+    is_train = ~is_test & ~is_val
+    return Splits(train=frame[is_train].reset_index(drop=True),
+                  validation=frame[is_val].reset_index(drop=True),
+                  test=frame[is_test].reset_index(drop=True))
+
+
+def split(interactions: pd.DataFrame, method: str, test_fraction: float,
+          validation_fraction: float, seed: int) -> Splits:
+    """Dispatches to `random_split` or `temporal_split` by `method`."""
+    if method == "random":
+        return random_split(interactions, test_fraction, validation_fraction, seed)
+    if method == "temporal":
+        return temporal_split(interactions, test_fraction, validation_fraction)
+    raise ValueError(f"data.split must be 'random' or 'temporal'. Received: {method!r}.")
+
+
+def _take(frame: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    return frame.iloc[rows].reset_index(drop=True)

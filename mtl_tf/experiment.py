@@ -1,0 +1,119 @@
+"""One run end to end: load, split, build, fit, evaluate, export."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mtl_tf.config import Config
+from mtl_tf.data import RecDataset, load_data
+from mtl_tf.data.pipeline import example_arrays, make_dataset
+from mtl_tf.data.splits import Splits, split
+
+
+@dataclasses.dataclass
+class PreparedData:
+    """A loaded data set, its splits and each split's example arrays."""
+
+    data: RecDataset
+    splits: Splits
+    arrays: dict[str, dict[str, np.ndarray]]
+
+    @property
+    def seen(self) -> pd.DataFrame:
+        """Interactions known at training time (train + validation)."""
+        return pd.concat([self.splits.train, self.splits.validation],
+                         ignore_index=True)
+
+
+def prepare_data(config: Config, data: RecDataset | None = None) -> PreparedData:
+    """Loads (unless `data` is given) and splits the data set of `config`."""
+    data = data if data is not None else load_data(config.data, config.synthetic)
+    parts = split(data.interactions, config.data.split, config.data.test_fraction,
+                  config.data.validation_fraction, config.data.seed)
+    arrays = {name: example_arrays(data, frame, config.data.like_threshold)
+              for name, frame in (("train", parts.train),
+                                  ("validation", parts.validation),
+                                  ("test", parts.test))}
+    return PreparedData(data, parts, arrays)
+
+
+def evaluate(model, prepared: PreparedData) -> dict[str, float]:
+    """Test metrics: each task's metric and retrieval hit rates (both protocols)."""
+    from mtl_tf import scoring
+
+    metrics = scoring.task_metrics(model, prepared.arrays["test"])
+    if model.retrieval_task is not None:
+        metrics.update(scoring.retrieval_metrics(model, prepared.data, prepared.seen,
+                                                 prepared.splits.test))
+    return metrics
+
+
+def run(config: Config, run_dir: str | Path, *, export: bool = True,
+        verbose: int = 1, prepared: PreparedData | None = None) -> dict:
+    """Trains and evaluates `config`; writes config.json and metrics.json to run_dir.
+
+    Returns a dict with `metrics` (test), `training` (epochs, throughput), `export`
+    (the SavedModel directory or None), `model` and `prepared`.
+    """
+    from mtl_tf.export import export_saved_model
+    from mtl_tf.model.builder import build_model
+    from mtl_tf.training import fit
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(run_dir / "config.json", config.to_dict())
+    prepared = prepared or prepare_data(config)
+    if verbose:
+        print(f"Data {prepared.data.name}: {prepared.data.report.summary()}; "
+              f"{prepared.data.num_users} users, {prepared.data.num_items} items; "
+              f"split {prepared.splits.sizes()}")
+    model = build_model(config, prepared.data, prepared.splits.train)
+    train_ds = make_dataset(prepared.arrays["train"], config.train.batch_size,
+                            shuffle=True, seed=config.train.seed)
+    val_ds = (make_dataset(prepared.arrays["validation"], config.train.eval_batch_size)
+              if len(prepared.splits.validation) else None)
+    started = time.perf_counter()
+    training = fit(model, config, train_ds, val_ds, run_dir,
+                   num_train_examples=len(prepared.splits.train), verbose=verbose)
+    training["seconds"] = time.perf_counter() - started
+    metrics = evaluate(model, prepared)
+    summary = {"metrics": metrics,
+               "training": {k: v for k, v in training.items() if k != "history"},
+               "data": {"name": prepared.data.name, **prepared.splits.sizes(),
+                        "cleaning": prepared.data.report.as_dict()}}
+    write_json_atomic(run_dir / "metrics.json", summary)
+    export_path = None
+    if export:
+        export_path = export_saved_model(
+            model, config.export.export_dir, config.export.model_name,
+            default_k=config.export.default_k,
+            assets={"config": config.to_dict(), "metrics": summary})
+    return {**summary, "export": export_path, "model": model, "prepared": prepared,
+            "history": training.get("history", {})}
+
+
+def write_json_atomic(path: Path, document: dict) -> None:
+    """Writes JSON to a temporary file beside `path`, then renames it into place."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(handle, "w") as stream:
+        json.dump(document, stream, indent=2, default=_json_default)
+    os.replace(temporary, path)
+
+
+def _json_default(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+__all__ = ["PreparedData", "evaluate", "prepare_data", "run"]

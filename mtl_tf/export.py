@@ -1,0 +1,158 @@
+"""SavedModel export laid out for TF Serving: `<base>/<model_name>/<version>/`.
+
+Signatures (inputs use the TFDS feature names and dtypes):
+- `serving_default`: user features + `movie_id` -> one output per task
+  (`rating`, `like`, ..., and `retrieval`, the two-tower cosine score).
+- `recommend`: user features + `k` -> `item_ids` [batch, k] and `scores`.
+- `recommend_excluding`: as `recommend`, plus `exclude_item_ids` [batch, n]
+  (pad with "") never to recommend, e.g. what the user already rated.
+
+Item representations of the whole catalog are computed at export time and baked in
+as constants, so serving needs only stock TensorFlow ops and runs no item tower.
+Unknown user ids use OOV embedding rows; unknown item ids use the representation
+of an unknown item. The export is written to a temporary directory and renamed into
+place, so a crash never leaves a half-written version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import tensorflow as tf
+
+from mtl_tf import features as F
+from mtl_tf.model.multitask import MultiTaskRecommender
+
+_USER_SPECS = {
+    F.USER_ID: tf.TensorSpec([None], tf.string, name=F.USER_ID),
+    F.USER_AGE: tf.TensorSpec([None], tf.float32, name=F.USER_AGE),
+    F.USER_GENDER: tf.TensorSpec([None], tf.bool, name=F.USER_GENDER),
+    F.USER_OCCUPATION: tf.TensorSpec([None], tf.int64, name=F.USER_OCCUPATION),
+}
+
+
+class ServingModule(tf.Module):
+    """The exported object: the model's variables plus the baked item catalog."""
+
+    def __init__(self, model: MultiTaskRecommender, default_k: int = 10):
+        super().__init__()
+        self.model = model
+        catalog = model.catalog
+        # Row 0 is the unknown item, rows 1.. the catalog in order.
+        unknown = model.candidate_tower(tf.constant(["\x00unknown-item"]))
+        known = model.candidate_tower(catalog.catalog_ids)
+        self.item_representations = tf.constant(tf.concat([unknown, known], 0))
+        self.item_embeddings = tf.math.l2_normalize(self.item_representations, -1)
+        self.catalog_ids = catalog.catalog_ids
+        self.catalog_rows = catalog._table
+        self.default_k = default_k
+
+    def _user(self, features):
+        return self.model.query_tower(features, training=False)
+
+    def serve(self, features):
+        user = self._user(features)
+        rows = self.catalog_rows.lookup(features[F.ITEM_ID])
+        item = tf.gather(self.item_representations, rows)
+        return self.model._outputs(user, item, training=False)
+
+    def _top_k(self, features, k, exclude):
+        queries = tf.math.l2_normalize(self._user(features), -1)
+        scores = tf.matmul(queries, self.item_embeddings[1:], transpose_b=True)
+        if exclude is not None:
+            hit = tf.reduce_any(tf.equal(exclude[:, :, None],
+                                         self.catalog_ids[None, None, :]), axis=1)
+            scores = tf.where(hit, tf.fill(tf.shape(scores), -1e9), scores)
+        k = tf.minimum(tf.maximum(k, 1), tf.shape(scores)[1])
+        values, indices = tf.math.top_k(scores, k=k)
+        return {"item_ids": tf.gather(self.catalog_ids, indices), "scores": values}
+
+    def recommend(self, features, k):
+        return self._top_k(features, k, None)
+
+    def recommend_excluding(self, features, k, exclude_item_ids):
+        return self._top_k(features, k, exclude_item_ids)
+
+
+def next_version(model_dir: Path) -> int:
+    """1 + the largest integer version directory under `model_dir` (1 if none)."""
+    versions = [int(p.name) for p in model_dir.glob("*") if p.name.isdigit()]
+    return max(versions, default=0) + 1
+
+
+def export_saved_model(model: MultiTaskRecommender, export_dir: str | Path,
+                       model_name: str, *, version: int | None = None,
+                       default_k: int = 10, assets: dict[str, dict] | None = None
+                       ) -> Path:
+    """Exports `model` to `<export_dir>/<model_name>/<version>/` atomically.
+
+    Args:
+        model: a trained model.
+        export_dir: the TF Serving model base path's parent.
+        model_name: the TF Serving model name.
+        version: integer version; default: one above the largest existing one.
+        default_k: recorded in the export's `assets.extra/export.json`.
+        assets: JSON documents (e.g. the resolved config and test metrics) written
+            to `assets.extra/<name>.json` inside the export.
+
+    Returns:
+        The final version directory.
+    """
+    model_dir = Path(export_dir) / model_name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    version = next_version(model_dir) if version is None else int(version)
+    final = model_dir / str(version)
+    if final.exists():
+        raise ValueError(f"Export version {final} already exists; pick another "
+                         "version or leave it unset to use the next free one.")
+    module = ServingModule(model, default_k)
+    signatures = {
+        "serving_default": _named_inputs(module.serve, with_item=True),
+        "recommend": _named_inputs(module.recommend, with_k=True),
+        "recommend_excluding": _named_inputs(module.recommend_excluding, with_k=True,
+                                             with_exclude=True),
+    }
+    staging = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_dir))
+    try:
+        tf.saved_model.save(module, str(staging), signatures=signatures)
+        extra = staging / "assets.extra"
+        extra.mkdir(exist_ok=True)
+        documents = dict(assets or {})
+        documents["export"] = {"model_name": model_name, "version": version,
+                               "default_k": default_k,
+                               "signatures": sorted(signatures)}
+        for name, document in documents.items():
+            (extra / f"{name}.json").write_text(json.dumps(document, indent=2))
+        os.replace(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final
+
+
+def _named_inputs(method, *, with_item=False, with_k=False, with_exclude=False):
+    """A concrete function whose inputs are flat named tensors (no nested dict)."""
+    specs = dict(_USER_SPECS)
+    if with_item:
+        specs[F.ITEM_ID] = tf.TensorSpec([None], tf.string, name=F.ITEM_ID)
+    if with_k:
+        specs["k"] = tf.TensorSpec([], tf.int32, name="k")
+    if with_exclude:
+        specs["exclude_item_ids"] = tf.TensorSpec([None, None], tf.string,
+                                                  name="exclude_item_ids")
+
+    @tf.function(input_signature=[specs])
+    def call(inputs):
+        features = {k: v for k, v in inputs.items() if k in _USER_SPECS}
+        if with_item:
+            features[F.ITEM_ID] = inputs[F.ITEM_ID]
+            return method(features)
+        if with_exclude:
+            return method(features, inputs["k"], inputs["exclude_item_ids"])
+        return method(features, inputs["k"])
+
+    return call.get_concrete_function()

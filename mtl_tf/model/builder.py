@@ -1,0 +1,57 @@
+"""Builds a `MultiTaskRecommender` from a config and the training split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from mtl_tf import features as F
+from mtl_tf.config import Config
+from mtl_tf.data.dataset import RecDataset
+from mtl_tf.model.catalog import ItemCatalog
+from mtl_tf.model.multitask import MultiTaskRecommender
+from mtl_tf.model.ranking import build_ranking_network
+from mtl_tf.model.towers import CandidateTower, QueryTower
+
+
+def build_model(config: Config, data: RecDataset,
+                train: pd.DataFrame) -> MultiTaskRecommender:
+    """Creates the model; vocabularies and label statistics come from `train` only.
+
+    Every item of `data.items` is in the catalog (its text and genres are side
+    information), but only items with training interactions get their own id row.
+    """
+    tf.keras.utils.set_random_seed(config.train.seed)
+    model_config = config.model
+    train_items = set(train[F.ITEM_ID].astype(str))
+    items = data.items
+    item_ids = items[F.ITEM_ID].astype(str).tolist()
+    catalog = ItemCatalog(
+        item_ids, items[F.ITEM_TITLE].fillna("").astype(str).tolist(),
+        list(items[F.ITEM_GENRES]),
+        vocabulary_titles=[t for i, t in zip(item_ids, items[F.ITEM_TITLE].astype(str))
+                           if i in train_items],
+        max_tokens=model_config.text_max_tokens,
+        sequence_length=model_config.text_sequence_length)
+    dim = model_config.embedding_dim
+    query_tower = QueryTower(sorted(set(train[F.USER_ID].astype(str))),
+                             model_config.user_features, dim,
+                             model_config.num_oov_buckets, name="query_tower")
+    candidate_tower = CandidateTower(sorted(train_items), catalog, dim,
+                                     model_config.num_oov_buckets,
+                                     name="candidate_tower")
+    initial_biases = {t.name: float(train[t.label].mean()) for t in config.tasks
+                      if t.type == "regression" and t.label in train}
+    ranking_network = build_ranking_network(
+        dim, config.tasks, model_config.bottom_units, model_config.head_units,
+        model_config.dropout, initial_biases=initial_biases, seed=config.train.seed)
+    counts = train[F.ITEM_ID].astype(str).value_counts()
+    probabilities = np.zeros(catalog.size + 1, np.float64)
+    probabilities[1:] = counts.reindex(item_ids).fillna(0).to_numpy() / len(train)
+    return MultiTaskRecommender(
+        query_tower, candidate_tower, ranking_network, config.tasks, catalog,
+        temperature=model_config.temperature,
+        extra_negatives=model_config.extra_negatives,
+        logq_correction=model_config.logq_correction,
+        item_probabilities=probabilities.tolist())

@@ -1,0 +1,177 @@
+"""The multi-task recommender: two towers, a TFRS retrieval task and ranking tasks."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from mtl_tf import features as F
+from mtl_tf.config import TaskConfig
+from mtl_tf.model.catalog import ItemCatalog
+from mtl_tf.model.towers import CandidateTower, QueryTower
+
+
+class CatalogTopK(tfrs.layers.factorized_top_k.TopK):
+    """Exact top-k over the whole catalog, embedded with the live candidate tower.
+
+    Used by `FactorizedTopK` at evaluation time: it re-embeds the catalog on every
+    call, so metrics always reflect the current weights without re-indexing.
+    """
+
+    def __init__(self, embed_items, catalog_ids: tf.Tensor, k: int = 100, **kwargs):
+        super().__init__(k=k, **kwargs)
+        self._embed_items = embed_items
+        self._catalog_ids = catalog_ids
+
+    def index(self, candidates, identifiers=None):
+        raise NotImplementedError("CatalogTopK embeds the catalog itself.")
+
+    def index_from_dataset(self, candidates):
+        raise NotImplementedError("CatalogTopK embeds the catalog itself.")
+
+    def call(self, queries: tf.Tensor, k: int | None = None):
+        scores = tf.matmul(queries, self._embed_items(self._catalog_ids),
+                           transpose_b=True)
+        values, indices = tf.math.top_k(scores, k=k or self._k)
+        return values, tf.gather(self._catalog_ids, indices)
+
+    def is_exact(self) -> bool:
+        return True
+
+
+class MultiTaskRecommender(tfrs.models.Model):
+    """Jointly trains two-tower retrieval and named ranking tasks.
+
+    The query and candidate towers form the shared representation. Retrieval scores
+    a user-item pair by the cosine of the tower outputs over a temperature, trained
+    with a TFRS `Retrieval` task (softmax over in-batch candidates, optionally plus
+    `extra_negatives` uniformly sampled catalog items, i.e. mixed negative sampling,
+    Yang et al., WWW 2020 companion). The ranking network maps the pair of tower
+    outputs to one named output per ranking task; each is trained by a TFRS
+    `Ranking` task. The loss is the sum of task weight x task loss, and every task's
+    loss is reported as `<task>_loss`.
+
+    Args:
+        query_tower, candidate_tower: the towers.
+        ranking_network: functional model with inputs "user"/"item" and one output
+            per non-retrieval task.
+        tasks: the task configs (name, type, label, weight).
+        catalog: the item catalog (for extra negatives and evaluation metrics).
+        temperature: retrieval softmax temperature.
+        extra_negatives: catalog items sampled as extra negatives per step (0: none).
+        logq_correction: correct in-batch logits by the log of each candidate's
+            sampling probability (Yi et al., RecSys 2019).
+        item_probabilities: per catalog row (row 0 = unknown), the share of training
+            interactions; used by `logq_correction`.
+    """
+
+    def __init__(self, query_tower: QueryTower, candidate_tower: CandidateTower,
+                 ranking_network: tf.keras.Model, tasks: Sequence[TaskConfig],
+                 catalog: ItemCatalog, temperature: float = 0.1,
+                 extra_negatives: int = 0, logq_correction: bool = False,
+                 item_probabilities: Sequence[float] | None = None):
+        super().__init__()
+        self.query_tower = query_tower
+        self.candidate_tower = candidate_tower
+        self.ranking_network = ranking_network
+        self.catalog = catalog
+        self.task_configs = tuple(tasks)
+        self.extra_negatives = int(extra_negatives)
+        self.logq_correction = logq_correction
+        probabilities = item_probabilities or [1.0] * (catalog.size + 1)
+        self._log_item_probability = tf.math.log(
+            tf.maximum(tf.constant(probabilities, tf.float32), 1e-9))
+        self.retrieval_task = None
+        self.ranking_tasks = {}
+        for task in self.task_configs:
+            loss_metric = tf.keras.metrics.Mean(name=f"{task.name}_loss")
+            if task.type == "retrieval":
+                self.retrieval_task = tfrs.tasks.Retrieval(
+                    loss=tf.keras.losses.CategoricalCrossentropy(from_logits=True),
+                    metrics=tfrs.metrics.FactorizedTopK(
+                        CatalogTopK(self.item_embeddings, catalog.catalog_ids, k=100),
+                        ks=(10, 100)),
+                    loss_metrics=[loss_metric], temperature=temperature,
+                    remove_accidental_hits=True, name=task.name)
+            elif task.type == "regression":
+                self.ranking_tasks[task.name] = tfrs.tasks.Ranking(
+                    loss=tf.keras.losses.MeanSquaredError(),
+                    metrics=[tf.keras.metrics.RootMeanSquaredError(
+                        name=f"{task.name}_rmse")],
+                    loss_metrics=[loss_metric], name=task.name)
+            else:
+                self.ranking_tasks[task.name] = tfrs.tasks.Ranking(
+                    loss=tf.keras.losses.BinaryCrossentropy(),
+                    metrics=[tf.keras.metrics.AUC(name=f"{task.name}_auc")],
+                    loss_metrics=[loss_metric], name=task.name)
+
+    def user_representation(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
+        return self.query_tower(features)
+
+    def item_representation(self, item_ids: tf.Tensor) -> tf.Tensor:
+        return self.candidate_tower(item_ids)
+
+    def user_embeddings(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
+        """Unit-norm retrieval embeddings of users (scaled by 1 / temperature)."""
+        return self._retrieval_embedding(self.query_tower(features))
+
+    def item_embeddings(self, item_ids: tf.Tensor) -> tf.Tensor:
+        """Unit-norm retrieval embeddings of items."""
+        return tf.math.l2_normalize(self.candidate_tower(item_ids), axis=-1)
+
+    def _retrieval_embedding(self, user_repr: tf.Tensor) -> tf.Tensor:
+        return tf.math.l2_normalize(user_repr, axis=-1)
+
+    def call(self, features: dict[str, tf.Tensor], training: bool = False):
+        """Ranking outputs (one per ranking task) plus the retrieval score."""
+        user = self.query_tower(features)
+        item = self.candidate_tower(features[F.ITEM_ID])
+        return self._outputs(user, item, training)
+
+    def _outputs(self, user: tf.Tensor, item: tf.Tensor, training: bool):
+        outputs = dict(self.ranking_network({"user": user, "item": item},
+                                            training=training))
+        if self.retrieval_task is not None:
+            outputs[self.retrieval_task.name] = tf.reduce_sum(
+                tf.math.l2_normalize(user, -1) * tf.math.l2_normalize(item, -1), -1)
+        return outputs
+
+    def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False):
+        user = self.query_tower(features)
+        item_ids = features[F.ITEM_ID]
+        item = self.candidate_tower(item_ids)
+        outputs = self.ranking_network({"user": user, "item": item}, training=training)
+        total = tf.constant(0.0)
+        for task in self.task_configs:
+            if task.type == "retrieval":
+                loss = self._retrieval_loss(user, item, item_ids, training)
+            else:
+                label = tf.cast(features[task.label], tf.float32)
+                loss = self.ranking_tasks[task.name](
+                    labels=label[:, None], predictions=outputs[task.name][:, None])
+            total += task.weight * loss
+        return total
+
+    def _retrieval_loss(self, user, item, item_ids, training):
+        queries = tf.math.l2_normalize(user, axis=-1)
+        candidates = tf.math.l2_normalize(item, axis=-1)
+        candidate_ids = item_ids
+        sampling = None
+        if self.logq_correction:
+            sampling = tf.exp(tf.gather(self._log_item_probability,
+                                        self.catalog.rows(item_ids)))
+        if self.extra_negatives > 0 and training:
+            rows = tf.random.uniform([self.extra_negatives], 0, self.catalog.size,
+                                     dtype=tf.int64)
+            extra_ids = tf.gather(self.catalog.catalog_ids, rows)
+            candidates = tf.concat([candidates, self.item_embeddings(extra_ids)], 0)
+            candidate_ids = tf.concat([candidate_ids, extra_ids], 0)
+            if sampling is not None:
+                uniform = tf.fill([self.extra_negatives], 1.0 / self.catalog.size)
+                sampling = tf.concat([sampling, uniform], 0)
+        return self.retrieval_task(
+            queries, candidates, candidate_ids=candidate_ids,
+            candidate_sampling_probability=sampling,
+            compute_metrics=not training, compute_batch_metrics=False)

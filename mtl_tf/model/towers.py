@@ -1,0 +1,104 @@
+"""Query (user) and candidate (item) towers: the shared representation of all tasks."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import tensorflow as tf
+
+from mtl_tf import features as F
+from mtl_tf.model.catalog import ItemCatalog
+
+
+def _id_embedding(vocabulary: Sequence[str], dim: int, num_oov: int, name: str):
+    lookup = tf.keras.layers.StringLookup(vocabulary=list(vocabulary),
+                                          num_oov_indices=num_oov, name=f"{name}_lookup")
+    embedding = tf.keras.layers.Embedding(len(vocabulary) + num_oov, dim,
+                                          name=f"{name}_embedding")
+    return lookup, embedding
+
+
+class QueryTower(tf.keras.layers.Layer):
+    """Embeds a user from their id and categorical side features.
+
+    Ids outside `user_ids` share `num_oov_buckets` hashed OOV rows; feature values
+    outside their known range map to an OOV row as well.
+
+    Args:
+        user_ids: training-split user ids.
+        user_features: which of `features.USER_FEATURES` to embed.
+        dim: output (and embedding) width.
+        num_oov_buckets: OOV rows for unknown ids.
+    """
+
+    def __init__(self, user_ids: Sequence[str], user_features: Sequence[str],
+                 dim: int, num_oov_buckets: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        self.user_features = tuple(user_features)
+        self.dim = dim
+        self.id_lookup, self.id_embedding = _id_embedding(
+            user_ids, dim, num_oov_buckets, "user_id")
+        self.feature_lookups = {
+            F.USER_AGE: tf.keras.layers.IntegerLookup(
+                vocabulary=[int(a) for a in F.AGE_BUCKETS], name="age_lookup"),
+            F.USER_GENDER: tf.keras.layers.IntegerLookup(vocabulary=[0, 1],
+                                                         name="gender_lookup"),
+            F.USER_OCCUPATION: tf.keras.layers.IntegerLookup(
+                vocabulary=list(range(F.NUM_OCCUPATIONS)), name="occupation_lookup"),
+        }
+        self.feature_embeddings = {
+            name: tf.keras.layers.Embedding(
+                self.feature_lookups[name].vocabulary_size(), dim // 2,
+                name=f"{name}_embedding")
+            for name in self.user_features}
+        self.projection = tf.keras.layers.Dense(dim, name="user_projection")
+
+    def call(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
+        parts = [self.id_embedding(self.id_lookup(features[F.USER_ID]))]
+        for name in self.user_features:
+            values = tf.cast(features[name], tf.int64)
+            parts.append(self.feature_embeddings[name](self.feature_lookups[name](values)))
+        return self.projection(tf.concat(parts, axis=-1))
+
+
+class CandidateTower(tf.keras.layers.Layer):
+    """Embeds an item from its id, genres and title (bag of words).
+
+    Item text and genres come from the `ItemCatalog`, so a request only carries the
+    id. Items unseen in training but present in the catalog (cold start) get the
+    OOV id row plus their real text and genres.
+
+    Args:
+        item_ids: training-split item ids (the id vocabulary).
+        catalog: the `ItemCatalog` with every item's text and genres.
+        dim: output (and embedding) width.
+        num_oov_buckets: OOV rows for unknown ids.
+    """
+
+    def __init__(self, item_ids: Sequence[str], catalog: ItemCatalog, dim: int,
+                 num_oov_buckets: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        self.catalog = catalog
+        self.dim = dim
+        self.id_lookup, self.id_embedding = _id_embedding(
+            item_ids, dim, num_oov_buckets, "item_id")
+        self.word_embedding = tf.keras.layers.Embedding(
+            catalog.text_vocabulary_size, dim, name="title_word_embedding")
+        self.genre_embedding = tf.keras.layers.Dense(
+            dim // 2, use_bias=False, name="genre_embedding")
+        self.projection = tf.keras.layers.Dense(dim, name="item_projection")
+
+    def call(self, item_ids: tf.Tensor) -> tf.Tensor:
+        # Encode each distinct item of the batch once.
+        unique_ids, positions = tf.unique(item_ids)
+        side = self.catalog(unique_ids)
+        tokens = side["title_tokens"]
+        mask = tf.cast(tokens > 0, tf.float32)[..., None]
+        words = tf.reduce_sum(self.word_embedding(tokens) * mask, axis=1)
+        words = words / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+        genres = side["genres"] / tf.maximum(
+            tf.reduce_sum(side["genres"], axis=1, keepdims=True), 1.0)
+        parts = [self.id_embedding(self.id_lookup(unique_ids)), words,
+                 self.genre_embedding(genres)]
+        encoded = self.projection(tf.concat(parts, axis=-1))
+        return tf.gather(encoded, positions)

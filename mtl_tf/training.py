@@ -1,0 +1,141 @@
+"""Fits a model with progress bars, TensorBoard logs, early stopping and resumable checkpoints."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import tensorflow as tf
+
+from mtl_tf.config import Config, TrainConfig
+
+
+def make_optimizer(train: TrainConfig) -> tf.keras.optimizers.Optimizer:
+    """Adam or Adagrad with the configured learning rate."""
+    if train.optimizer == "adagrad":
+        return tf.keras.optimizers.Adagrad(train.learning_rate)
+    return tf.keras.optimizers.Adam(train.learning_rate)
+
+
+class ResumableCheckpoint(tf.keras.callbacks.Callback):
+    """Saves model, optimizer and epoch after every epoch; a re-run resumes from it.
+
+    `tf.train.CheckpointManager` writes each checkpoint's files before it updates
+    the `checkpoint` index file, so a crash mid-save leaves the previous checkpoint
+    as the latest one. Once training finishes, the final (best) weights are saved
+    with `done=True`, and a re-run skips training.
+    """
+
+    def __init__(self, directory: str | Path, model: tf.keras.Model,
+                 optimizer: tf.keras.optimizers.Optimizer):
+        super().__init__()
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.done = tf.Variable(False, trainable=False)
+        self._checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
+                                               epoch=self.epoch, done=self.done)
+        self._manager = tf.train.CheckpointManager(self._checkpoint, str(directory),
+                                                   max_to_keep=2)
+
+    def restore(self) -> int:
+        """Restores the latest checkpoint if any; returns the epoch to start from."""
+        if self._manager.latest_checkpoint:
+            self._checkpoint.restore(self._manager.latest_checkpoint)
+        return int(self.epoch.numpy())
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        self.epoch.assign(epoch + 1)
+        self._manager.save()
+
+    def mark_done(self) -> None:
+        self.done.assign(True)
+        self._manager.save()
+
+
+class ThroughputLogger(tf.keras.callbacks.Callback):
+    """Measures training examples per second (excluding validation)."""
+
+    def __init__(self, examples_per_epoch: int):
+        super().__init__()
+        self.examples_per_epoch = examples_per_epoch
+        self.epoch_seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_test_begin(self, logs=None):
+        if hasattr(self, "_start"):
+            self.epoch_seconds.append(time.perf_counter() - self._start)
+            del self._start
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.on_test_begin()
+        if logs is not None and self.epoch_seconds:
+            logs["examples_per_second"] = self.examples_per_second
+
+    @property
+    def examples_per_second(self) -> float:
+        """Mean throughput over epochs after the first (which includes tracing)."""
+        seconds = self.epoch_seconds[1:] or self.epoch_seconds
+        if not seconds:
+            return float("nan")
+        return self.examples_per_epoch / (sum(seconds) / len(seconds))
+
+
+def log_hparams(log_dir: str | Path, config: Config) -> None:
+    """Writes the run's flattened config to TensorBoard's HParams dashboard."""
+    from tensorboard.plugins.hparams import api as hp
+
+    flat: dict[str, object] = {}
+    for section, values in config.to_dict().items():
+        if section == "tasks":
+            for task in values:
+                flat[f"tasks.{task['name']}.weight"] = task["weight"]
+            continue
+        for key, value in values.items():
+            if isinstance(value, (list, tuple)):
+                value = str(list(value))
+            flat[f"{section}.{key}"] = "" if value is None else value
+    with tf.summary.create_file_writer(str(Path(log_dir) / "hparams")).as_default():
+        hp.hparams(flat)
+
+
+def fit(model: tf.keras.Model, config: Config, train_ds: tf.data.Dataset,
+        validation_ds: tf.data.Dataset | None, run_dir: str | Path,
+        num_train_examples: int, verbose: int = 1) -> dict:
+    """Trains `model` and returns a summary (epochs run, history, throughput).
+
+    Writes TensorBoard logs to `run_dir/tensorboard` and checkpoints to
+    `run_dir/checkpoints`; a re-run with the same `run_dir` resumes after the last
+    finished epoch (early-stopping patience restarts on resume).
+    """
+    run_dir = Path(run_dir)
+    train = config.train
+    optimizer = make_optimizer(train)
+    model.compile(optimizer=optimizer)
+    checkpoint = ResumableCheckpoint(run_dir / "checkpoints", model, optimizer)
+    initial_epoch = checkpoint.restore()
+    if bool(checkpoint.done.numpy()):
+        if verbose:
+            print(f"Training already finished in {run_dir} (epoch {initial_epoch}); "
+                  "reusing its checkpoint.")
+        return {"epochs": initial_epoch, "resumed": True, "history": {},
+                "examples_per_second": float("nan")}
+    if initial_epoch and verbose:
+        print(f"Resuming from the checkpoint after epoch {initial_epoch}.")
+    log_dir = run_dir / "tensorboard"
+    log_hparams(log_dir, config)
+    throughput = ThroughputLogger(num_train_examples)
+    callbacks: list[tf.keras.callbacks.Callback] = [throughput]
+    if validation_ds is not None and train.early_stopping_patience > 0:
+        callbacks.append(tf.keras.callbacks.EarlyStopping(
+            monitor="val_total_loss", patience=train.early_stopping_patience,
+            restore_best_weights=True))
+    callbacks += [tf.keras.callbacks.TensorBoard(str(log_dir), update_freq="epoch"),
+                  checkpoint]
+    history = model.fit(train_ds, validation_data=validation_ds, epochs=train.epochs,
+                        initial_epoch=initial_epoch, callbacks=callbacks,
+                        verbose=verbose)
+    checkpoint.mark_done()
+    return {"epochs": int(checkpoint.epoch.numpy()), "resumed": bool(initial_epoch),
+            "history": history.history,
+            "examples_per_second": throughput.examples_per_second}
