@@ -138,7 +138,6 @@ class ModelConfig:
         bottom_units: hidden sizes of the shared-bottom MLP of the ranking network.
         head_units: hidden sizes of each task head.
         dropout: dropout rate in the ranking network.
-        embedding_l2: L2 penalty on embedding rows used in a batch (per example).
         num_oov_buckets: hash buckets for ids unseen in training.
         temperature: softmax temperature of the retrieval task.
         extra_negatives: catalog items sampled uniformly per training step as extra
@@ -155,11 +154,11 @@ class ModelConfig:
     bottom_units: tuple[int, ...] = (128, 64)
     head_units: tuple[int, ...] = (32,)
     dropout: float = 0.1
-    embedding_l2: float = 1e-5
     num_oov_buckets: int = 1
-    temperature: float = 0.1
+    user_history: bool = True
+    temperature: float = 0.2
     extra_negatives: int = 1024
-    logq_correction: bool = False
+    logq_correction: bool = True
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.user_features if f not in F.USER_FEATURES]
@@ -177,6 +176,8 @@ class TrainConfig:
 
     Attributes:
         batch_size, epochs, learning_rate, optimizer ("adam" or "adagrad").
+        weight_decay: decoupled weight decay (AdamW, Loshchilov & Hutter, ICLR 2019)
+            when > 0 with optimizer "adam"; the main regulariser of the embeddings.
         early_stopping_patience: epochs without validation improvement before
             stopping (0 disables early stopping); the best weights are restored.
         seed: seed of weight initialisation and shuffling.
@@ -187,6 +188,7 @@ class TrainConfig:
     epochs: int = 30
     learning_rate: float = 3e-3
     optimizer: str = "adam"
+    weight_decay: float = 0.0
     early_stopping_patience: int = 3
     seed: int = 1
     eval_batch_size: int = 8192

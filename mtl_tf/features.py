@@ -18,14 +18,14 @@ USER_ZIP = "user_zip_code"
 # Derived labels, computed by the pipeline from the raw feedback.
 LIKE = "like"
 
-# The 19 MovieLens genre labels in the order of ml-100k's u.genre; TFDS
-# movielens uses these ids (plus a few ml-1m/ml-latest-only labels past 18).
+# Genre class names of TFDS movielens `movie_genres`, in id order (alphabetical,
+# "Unknown" = 17); every source maps its genres to these ids.
 GENRES = (
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-    "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
-    "Romance", "Sci-Fi", "Thriller", "War", "Western",
+    "Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary",
+    "Drama", "Fantasy", "Film-Noir", "Horror", "IMAX", "Musical", "Mystery", "Romance",
+    "Sci-Fi", "Thriller", "Unknown", "War", "Western", "(no genres listed)",
 )
-NUM_GENRES = 21  # TFDS reserves ids up to 20 (IMAX, "(no genres listed)").
+NUM_GENRES = len(GENRES)
 
 NUM_OCCUPATIONS = 22  # TFDS user_occupation_label is a class id in 0..21.
 

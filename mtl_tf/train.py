@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run(config, output_dir, export=not args.no_export,
                      verbose=0 if args.quiet else 1)
-    except ValueError as error:  # bad data or config: a message, not a traceback
+    except (ValueError, RuntimeError) as error:  # bad data or config: a message
         print(f"error: {error}", file=sys.stderr)
         return 2
     metrics = result["metrics"]

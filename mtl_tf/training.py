@@ -11,9 +11,12 @@ from mtl_tf.config import Config, TrainConfig
 
 
 def make_optimizer(train: TrainConfig) -> tf.keras.optimizers.Optimizer:
-    """Adam or Adagrad with the configured learning rate."""
+    """Adam (AdamW when `weight_decay` > 0) or Adagrad."""
     if train.optimizer == "adagrad":
         return tf.keras.optimizers.Adagrad(train.learning_rate)
+    if train.weight_decay > 0:
+        return tf.keras.optimizers.AdamW(train.learning_rate,
+                                         weight_decay=train.weight_decay)
     return tf.keras.optimizers.Adam(train.learning_rate)
 
 

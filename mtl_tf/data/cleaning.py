@@ -103,18 +103,24 @@ def clean_interactions(
             problem = "is missing (NaN)" if nan[pos] else "is out of range"
             raise ValueError(
                 f"{row_location(df, pos, source)}: field '{F.RATING}' {problem}: "
-                f"received {ratings[pos]!r}; expected a number in [{low}, {high}]. "
-                f"Fix the row, or {LENIENT_HINT}.")
+                f"received {float(ratings[pos])!r}; expected a number in "
+                f"[{low}, {high}]. Fix the row, or {LENIENT_HINT}.")
         report.nan_labels += int(nan.sum())
         report.out_of_range_labels += int(out_of_range.sum())
         df = df.loc[~bad].reset_index(drop=True)
 
-    # Keep the latest event per (user, item): a stable sort by time puts it last.
-    order = np.argsort(df[F.TIMESTAMP].to_numpy(np.int64), kind="stable")
-    latest = df.iloc[order].drop_duplicates([F.USER_ID, F.ITEM_ID], keep="last")
-    report.duplicate_rows += len(df) - len(latest)
-    out = latest.sort_index().drop(
-        columns=[c for c in HELPER_COLUMNS if c in df.columns]).reset_index(drop=True)
+    # Keep the latest event per (user, item), ties going to the later row: sort by
+    # pair, then time, then position, and keep the last row of each pair.
+    user_codes = pd.factorize(df[F.USER_ID])[0].astype(np.int64)
+    item_codes = pd.factorize(df[F.ITEM_ID])[0].astype(np.int64)
+    pairs = user_codes * (item_codes.max(initial=-1) + 1) + item_codes
+    order = np.lexsort((np.arange(len(df)), df[F.TIMESTAMP].to_numpy(np.int64), pairs))
+    last = np.ones(len(df), bool)
+    last[order[:-1]] = pairs[order[:-1]] != pairs[order[1:]]
+    report.duplicate_rows += int((~last).sum())
+    out = df.loc[last] if not last.all() else df
+    out = out.drop(columns=[c for c in HELPER_COLUMNS if c in df.columns])
+    out = out.reset_index(drop=True)
     out[F.USER_ID] = out[F.USER_ID].astype(str)
     out[F.ITEM_ID] = out[F.ITEM_ID].astype(str)
     out[F.RATING] = out[F.RATING].astype(np.float32)
@@ -166,10 +172,9 @@ def drop_unknown_references(
             field, table = ((F.ITEM_ID, "item") if unknown_item[pos]
                             else (F.USER_ID, "user"))
             raise ValueError(
-                f"{row_location(df, pos, source)}: field '{field}' refers to a "
-                f"{table} missing from the {table} table: received "
-                f"{df[field].iloc[pos]!r}. Fix the row or the {table} file, "
-                f"or {LENIENT_HINT}.")
+                f"{row_location(df, pos, source)}: field '{field}' is not in the "
+                f"{table} table: received {df[field].iloc[pos]!r}. Fix the row or "
+                f"the {table} file, or {LENIENT_HINT}.")
         report.unknown_item_rows += int(unknown_item.sum())
         report.unknown_user_rows += int(unknown_user.sum())
         df = df.loc[~bad].reset_index(drop=True)

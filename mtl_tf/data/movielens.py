@@ -4,7 +4,7 @@ Values are mapped exactly as `tensorflow_datasets` builds `movielens/100k-rating
 and `movielens/1m-ratings` (`tensorflow_datasets/structured/movielens_parsing.py`),
 so a model sees the same features whether it reads local files or TFDS:
 
-* `movie_genres`: ids of the TFDS `ClassLabel`, i.e. positions in `TFDS_GENRES`
+* `movie_genres`: ids of the TFDS `ClassLabel`, i.e. positions in `features.GENRES`
   (alphabetical, "Unknown" = 17), with "Children's" read as "Children".
 * `bucketized_user_age`: ml-100k ages go to the largest of 1/18/25/35/45/50/56 not
   above them (under 18 -> 1); ml-1m ages already are these codes.
@@ -36,12 +36,8 @@ from mtl_tf.data.cleaning import (
 )
 from mtl_tf.data.dataset import CleaningReport, RecDataset
 
-# Class names of TFDS movielens `movie_genres` and `user_occupation_label`, in id order.
-TFDS_GENRES = (
-    "Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary",
-    "Drama", "Fantasy", "Film-Noir", "Horror", "IMAX", "Musical", "Mystery", "Romance",
-    "Sci-Fi", "Thriller", "Unknown", "War", "Western", "(no genres listed)",
-)
+# Class names of TFDS movielens `user_occupation_label`, in id order (the genre
+# names are `features.GENRES`).
 TFDS_OCCUPATIONS = (
     "academic/educator", "artist", "clerical/admin", "customer service",
     "doctor/health care", "entertainment", "executive/managerial", "farmer",
@@ -200,7 +196,7 @@ class _Reader:
     report: CleaningReport
     lenient: bool
     rows_read: int = 0
-    _body: str = ""
+    _body: bytes = b""
     _fields: tuple = ()
 
     def read(self, fields: tuple, ints: tuple = (), floats: tuple = ()) -> pd.DataFrame:
@@ -211,23 +207,38 @@ class _Reader:
         `floats` come back as numbers when the whole column parses, else as text
         for `int_check` / `float_check` to pinpoint the bad line.
         """
-        text = self.path.read_bytes().decode("latin-1").replace("\r\n", "\n")
-        lines = text.replace(self.sep, _SEP).split("\n")
-        counts = np.fromiter((line.count(_SEP) for line in lines), np.int64, len(lines))
-        wrong = np.flatnonzero(counts != len(fields) - 1)
-        blank = {i for i in wrong if not lines[i].strip()}
+        raw = self.path.read_bytes().replace(b"\r\n", b"\n")
+        raw = raw.replace(self.sep.encode("latin-1"), _SEP.encode("latin-1"))
+        # Line i is raw[starts[i]:ends[i]] (latin-1: one byte per character).
+        codes = np.frombuffer(raw, np.uint8)
+        ends = np.append(np.flatnonzero(codes == ord("\n")), len(raw))
+        starts = np.concatenate([[0], ends[:-1] + 1])
+        seps = np.flatnonzero(codes == ord(_SEP))
+        counts = np.searchsorted(seps, ends) - np.searchsorted(seps, starts)
+        wrong = np.flatnonzero(counts != len(fields) - 1).tolist()
+
+        def line(i: int) -> str:
+            return raw[starts[i]:ends[i]].decode("latin-1").replace(_SEP, self.sep)
+
+        blank = {i for i in wrong if not line(i).strip(" \r\n\v\f")}
         malformed = [i for i in wrong if i not in blank]
-        self.rows_read = len(lines) - len(blank)
+        self.rows_read = len(ends) - len(blank)
         if malformed and not self.lenient:
             i = malformed[0]
             raise ValueError(
                 f"{self.path}, line {i + 1}: expected {len(fields)} fields "
                 f"({self.sep.join(fields)}) separated by {self.sep!r}, found "
-                f"{counts[i] + 1}: received {lines[i].replace(_SEP, self.sep)!r}. "
+                f"{counts[i] + 1}: received {line(i)[:200]!r}. "
                 f"Fix or delete the line, or {LENIENT_HINT}.")
         self.report.malformed_rows += len(malformed)
-        line_numbers = np.delete(np.arange(1, len(lines) + 1), wrong)
-        self._body = "\n".join(np.delete(np.array(lines, object), wrong).tolist())
+        # Cut the skipped lines out: keep the runs of good lines between them.
+        runs, previous = [], 0
+        for i in wrong + [len(ends)]:
+            if i > previous:
+                runs.append(raw[starts[previous]:ends[i - 1]])
+            previous = i + 1
+        self._body = b"\n".join(runs)
+        line_numbers = np.delete(np.arange(1, len(ends) + 1), wrong)
         self._fields = fields
         text_fields = [f for f in fields if f not in ints + floats]
         if not len(line_numbers):  # Nothing left to parse: an empty table.
@@ -245,10 +256,10 @@ class _Reader:
     def _parse(self, text_fields: list, numeric: bool) -> pd.DataFrame:
         usecols = None if numeric else text_fields
         return pd.read_csv(
-            io.StringIO(self._body), sep=_SEP, header=None, names=list(self._fields),
-            usecols=usecols, dtype={f: str for f in text_fields}, quoting=csv.QUOTE_NONE,
-            keep_default_na=False, na_filter=False, lineterminator="\n",
-            skip_blank_lines=False, engine="c")
+            io.BytesIO(self._body), encoding="latin-1", sep=_SEP, header=None,
+            names=list(self._fields), usecols=usecols,
+            dtype={f: str for f in text_fields}, quoting=csv.QUOTE_NONE,
+            keep_default_na=False, na_filter=False, lineterminator="\n", engine="c")
 
     def int_check(self, frame: pd.DataFrame, field: str) -> _Check:
         """Converts `field` to int64 in place; flags text that is not an integer."""
@@ -287,9 +298,11 @@ class _Reader:
             return frame
         if not self.lenient:
             line = int(frame[LINE_COLUMN].iloc[pos])
+            received = check.received.iloc[pos]
+            received = received.item() if hasattr(received, "item") else received
             raise ValueError(
                 f"{self.path}, line {line}: cannot parse field '{check.field}': "
-                f"received {check.received.iloc[pos]!r}; expected {check.expected}. "
+                f"received {received!r}; expected {check.expected}. "
                 f"Fix or delete the line, or {LENIENT_HINT}.")
         self.report.malformed_rows += int(bad.sum())
         return frame.loc[~bad].reset_index(drop=True)
@@ -322,21 +335,21 @@ def _items_100k(reader: _Reader) -> pd.DataFrame:
                          f"a genre flag 0 or 1 ({F.ITEM_GENRES}: {genre})")
                for flag, genre in zip(flags, _ML100K_GENRES)]
     frame = reader.reject(frame, checks)
-    ids = np.array([TFDS_GENRES.index(g) for g in _ML100K_GENRES])
+    ids = np.array([F.GENRES.index(g) for g in _ML100K_GENRES])
     on = frame[list(flags)].to_numpy() == "1"
     return _items_table(frame, [tuple(int(i) for i in ids[row]) for row in on])
 
 
 def _items_1m(reader: _Reader) -> pd.DataFrame:
     frame = reader.read((F.ITEM_ID, F.ITEM_TITLE, F.ITEM_GENRES))
-    ids = {name: i for i, name in enumerate(TFDS_GENRES)}
+    ids = {name: i for i, name in enumerate(F.GENRES)}
     ids["Children's"] = ids["Children"]  # TFDS reads ml-1m's spelling as "Children".
     genres = [tuple(ids.get(g, -1) for g in text.split("|"))
               for text in frame[F.ITEM_GENRES]]
     unknown = np.array([-1 in g for g in genres], bool)
     checks = [_id_check(frame, F.ITEM_ID), _duplicate_check(frame, F.ITEM_ID),
               _Check(F.ITEM_GENRES, unknown, frame[F.ITEM_GENRES],
-                     f"'|'-separated genre names from {list(TFDS_GENRES)}")]
+                     f"'|'-separated genre names from {list(F.GENRES)}")]
     frame = reader.reject(frame, checks)
     return _items_table(frame, [g for g, u in zip(genres, unknown) if not u])
 

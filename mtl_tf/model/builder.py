@@ -10,6 +10,7 @@ from mtl_tf import features as F
 from mtl_tf.config import Config
 from mtl_tf.data.dataset import RecDataset
 from mtl_tf.model.catalog import ItemCatalog
+from mtl_tf.model.history import UserHistory
 from mtl_tf.model.multitask import MultiTaskRecommender
 from mtl_tf.model.ranking import build_ranking_network
 from mtl_tf.model.towers import CandidateTower, QueryTower
@@ -41,6 +42,14 @@ def build_model(config: Config, data: RecDataset,
     candidate_tower = CandidateTower(sorted(train_items), catalog, dim,
                                      model_config.num_oov_buckets,
                                      name="candidate_tower")
+    if model_config.user_history:
+        user_rows = query_tower.id_lookup(train[F.USER_ID].astype(str).to_numpy())
+        item_rows = candidate_tower.id_lookup(train[F.ITEM_ID].astype(str).to_numpy())
+        history = UserHistory(user_rows.numpy(), item_rows.numpy(),
+                              query_tower.id_lookup.vocabulary_size(),
+                              candidate_tower.id_lookup.vocabulary_size(), dim,
+                              name="user_history")
+        query_tower.attach_history(history, candidate_tower.id_lookup)
     initial_biases = {t.name: float(train[t.label].mean()) for t in config.tasks
                       if t.type == "regression" and t.label in train}
     ranking_network = build_ranking_network(

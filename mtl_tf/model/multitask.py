@@ -139,8 +139,10 @@ class MultiTaskRecommender(tfrs.models.Model):
         return outputs
 
     def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False):
-        user = self.query_tower(features)
         item_ids = features[F.ITEM_ID]
+        # Training examples are in their user's history: leave them out of it.
+        user = self.query_tower(features,
+                                target_item_ids=item_ids if training else None)
         item = self.candidate_tower(item_ids)
         outputs = self.ranking_network({"user": user, "item": item}, training=training)
         total = tf.constant(0.0)

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from mtl_tf import features as F
 from mtl_tf.model.catalog import ItemCatalog
+from mtl_tf.model.history import UserHistory
 
 
 def _id_embedding(vocabulary: Sequence[str], dim: int, num_oov: int, name: str):
@@ -34,6 +35,8 @@ class QueryTower(tf.keras.layers.Layer):
     def __init__(self, user_ids: Sequence[str], user_features: Sequence[str],
                  dim: int, num_oov_buckets: int = 1, **kwargs):
         super().__init__(**kwargs)
+        self.history: UserHistory | None = None
+        self.item_lookup: tf.keras.layers.StringLookup | None = None
         self.user_features = tuple(user_features)
         self.dim = dim
         self.id_lookup, self.id_embedding = _id_embedding(
@@ -53,8 +56,22 @@ class QueryTower(tf.keras.layers.Layer):
             for name in self.user_features}
         self.projection = tf.keras.layers.Dense(dim, name="user_projection")
 
-    def call(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
-        parts = [self.id_embedding(self.id_lookup(features[F.USER_ID]))]
+    def attach_history(self, history: "UserHistory",
+                       item_lookup: tf.keras.layers.StringLookup) -> None:
+        """Adds the SVD++ implicit-feedback term over training items to the user."""
+        self.history = history
+        self.item_lookup = item_lookup
+
+    def call(self, features: dict[str, tf.Tensor],
+             target_item_ids: tf.Tensor | None = None) -> tf.Tensor:
+        """User representation; `target_item_ids` (training only) are left out of
+        the user's history term."""
+        user_rows = self.id_lookup(features[F.USER_ID])
+        parts = [self.id_embedding(user_rows)]
+        if self.history is not None:
+            target_rows = (None if target_item_ids is None
+                           else self.item_lookup(target_item_ids))
+            parts.append(self.history(user_rows, target_rows))
         for name in self.user_features:
             values = tf.cast(features[name], tf.int64)
             parts.append(self.feature_embeddings[name](self.feature_lookups[name](values)))
