@@ -36,9 +36,17 @@ def example_arrays(data: RecDataset, interactions: pd.DataFrame,
 
 def make_dataset(arrays: dict[str, np.ndarray], batch_size: int, *,
                  shuffle: bool = False, seed: int = 0) -> tf.data.Dataset:
-    """A cached, optionally shuffled, batched and prefetched `tf.data.Dataset`."""
-    dataset = tf.data.Dataset.from_tensor_slices(arrays).cache()
+    """A batched, optionally shuffled and prefetched `tf.data.Dataset` of `arrays`.
+
+    The arrays stay in memory as tensors (the cache); each batch is one vectorised
+    gather of shuffled row indices, which is several times faster than shuffling and
+    batching one string-keyed example at a time.
+    """
+    tensors = {name: tf.constant(values) for name, values in arrays.items()}
+    size = len(next(iter(arrays.values())))
+    rows = tf.data.Dataset.range(size)
     if shuffle:
-        size = len(next(iter(arrays.values())))
-        dataset = dataset.shuffle(size, seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        rows = rows.shuffle(size, seed=seed, reshuffle_each_iteration=True)
+    return rows.batch(batch_size).map(
+        lambda index: {name: tf.gather(t, index) for name, t in tensors.items()},
+        num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -35,7 +35,8 @@ class CatalogTopK(tfrs.layers.factorized_top_k.TopK):
         scores = tf.matmul(queries, self._embed_items(self._catalog_ids),
                            transpose_b=True)
         values, indices = tf.math.top_k(scores, k=k or self._k)
-        return values, tf.gather(self._catalog_ids, indices)
+        # Identified by catalog row (1-based; row 0 is the unknown item).
+        return values, tf.cast(indices, tf.int64) + 1
 
     def is_exact(self) -> bool:
         return True
@@ -159,17 +160,18 @@ class MultiTaskRecommender(tfrs.models.Model):
     def _retrieval_loss(self, user, item, item_ids, training):
         queries = tf.math.l2_normalize(user, axis=-1)
         candidates = tf.math.l2_normalize(item, axis=-1)
-        candidate_ids = item_ids
+        # Integer catalog rows identify candidates: comparing them to remove
+        # accidental hits is far cheaper than comparing string ids.
+        candidate_ids = self.catalog.rows(item_ids)
         sampling = None
         if self.logq_correction:
-            sampling = tf.exp(tf.gather(self._log_item_probability,
-                                        self.catalog.rows(item_ids)))
+            sampling = tf.exp(tf.gather(self._log_item_probability, candidate_ids))
         if self.extra_negatives > 0 and training:
-            rows = tf.random.uniform([self.extra_negatives], 0, self.catalog.size,
+            rows = tf.random.uniform([self.extra_negatives], 1, self.catalog.size + 1,
                                      dtype=tf.int64)
-            extra_ids = tf.gather(self.catalog.catalog_ids, rows)
+            extra_ids = tf.gather(self.catalog.catalog_ids, rows - 1)
             candidates = tf.concat([candidates, self.item_embeddings(extra_ids)], 0)
-            candidate_ids = tf.concat([candidate_ids, extra_ids], 0)
+            candidate_ids = tf.concat([candidate_ids, rows], 0)
             if sampling is not None:
                 uniform = tf.fill([self.extra_negatives], 1.0 / self.catalog.size)
                 sampling = tf.concat([sampling, uniform], 0)

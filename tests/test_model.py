@@ -1,0 +1,220 @@
+"""Item catalog, towers, ranking network and the multi-task loss."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import mtl_tf  # noqa: F401
+import tensorflow as tf
+
+from mtl_tf import features as F
+from mtl_tf.config import (Config, ModelConfig, SyntheticConfig, TaskConfig,
+                           TrainConfig, apply_overrides)
+from mtl_tf.data.pipeline import example_arrays
+from mtl_tf.data.splits import random_split
+from mtl_tf.data.synthetic import make_synthetic
+from mtl_tf.model.builder import build_model
+from mtl_tf.model.catalog import ItemCatalog
+from mtl_tf.model.multitask import MultiTaskRecommender
+from mtl_tf.model.ranking import build_ranking_network
+from mtl_tf.model.towers import CandidateTower, QueryTower
+
+TEMPERATURE = 0.2
+SMALL = Config(
+    synthetic=SyntheticConfig(num_users=60, num_items=40, interactions_per_user=12),
+    model=ModelConfig(embedding_dim=8, bottom_units=(8,), head_units=(4,),
+                      text_max_tokens=200, temperature=TEMPERATURE,
+                      extra_negatives=0),
+    train=TrainConfig(batch_size=64, epochs=1),
+)
+
+
+# --- ItemCatalog ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def catalog() -> ItemCatalog:
+    return ItemCatalog(["10", "20", "30"],
+                       ["Space Robot", "Love Kiss", "War Army Space"],
+                       [(15, 0), (14,), (18, 99)],
+                       vocabulary_titles=["Space Robot", "War Army"],
+                       max_tokens=50, sequence_length=4)
+
+
+def test_catalog_rows(catalog):
+    rows = catalog.rows(tf.constant(["20", "10", "30", "nope", ""])).numpy()
+    assert rows.tolist() == [2, 1, 3, 0, 0]
+    assert catalog.size == 3
+
+
+def test_catalog_unknown_row_is_empty(catalog):
+    side = catalog(tf.constant(["nope", "30"]))
+    assert side["rows"].numpy().tolist() == [0, 3]
+    assert not side["title_tokens"][0].numpy().any()
+    assert not side["genres"][0].numpy().any()
+    # Out-of-range genre ids are dropped, valid ones one-hot encoded.
+    expected = np.zeros(F.NUM_GENRES, np.float32)
+    expected[18] = 1.0
+    np.testing.assert_array_equal(side["genres"][1].numpy(), expected)
+
+
+def test_catalog_vocabulary_comes_only_from_vocabulary_titles(catalog):
+    # Padding, OOV and the four words of the vocabulary titles.
+    assert catalog.text_vocabulary_size == 2 + 4
+    tokens = catalog(tf.constant(["10", "20", "30"]))["title_tokens"].numpy()
+    # "Love Kiss" is not in the vocabulary titles: both words are OOV (index 1).
+    assert tokens[1].tolist() == [1, 1, 0, 0]
+    # Known words get their own, distinct, non-OOV ids.
+    assert len(set(tokens[0][:2])) == 2 and min(tokens[0][:2]) >= 2
+    # "Space" is shared between items 10 and 30.
+    assert tokens[0][0] == tokens[2][2]
+    assert (tokens[2][:3] >= 2).all()
+
+
+def test_catalog_misaligned_inputs_raise():
+    with pytest.raises(ValueError, match="align"):
+        ItemCatalog(["1", "2"], ["a"], [(), ()], vocabulary_titles=["a"])
+
+
+# --- Towers -----------------------------------------------------------------------
+
+def test_candidate_tower_unique_path_matches_per_item_encoding(catalog):
+    tower = CandidateTower(["10", "30"], catalog, dim=6)
+    ids = ["30", "10", "30", "30", "unknown", "10", "20"]
+    batch = tower(tf.constant(ids)).numpy()
+    single = np.concatenate([tower(tf.constant([i])).numpy() for i in ids])
+    assert batch.shape == (len(ids), 6)
+    np.testing.assert_allclose(batch, single, atol=1e-6)
+    # Distinct items get distinct vectors.
+    assert not np.allclose(batch[0], batch[1])
+
+
+def _user_features(ids, ages, genders, occupations):
+    return {F.USER_ID: tf.constant(ids),
+            F.USER_AGE: tf.constant(ages, tf.float32),
+            F.USER_GENDER: tf.constant(genders),
+            F.USER_OCCUPATION: tf.constant(occupations, tf.int64)}
+
+
+def test_query_tower_unknown_ids_and_out_of_range_features():
+    tower = QueryTower(["u1", "u2"], F.USER_FEATURES, dim=8)
+    out = tower(_user_features(
+        ["u1", "stranger", "other-stranger", "u1", "u1", "u1"],
+        [25.0, 25.0, 25.0, 99.0, -3.0, 25.0],
+        [True, True, True, True, True, True],
+        [3, 3, 3, 3, 3, 1000])).numpy()
+    assert out.shape == (6, 8) and np.isfinite(out).all()
+    # Unknown ids share the OOV row: same features, same output.
+    np.testing.assert_allclose(out[1], out[2], atol=1e-6)
+    assert not np.allclose(out[0], out[1])
+    # Out-of-range ages share the age OOV row.
+    np.testing.assert_allclose(out[3], out[4], atol=1e-6)
+    assert not np.allclose(out[0], out[3])
+    # An out-of-range occupation does not fail and changes the output.
+    assert not np.allclose(out[0], out[5])
+
+
+# --- Ranking network --------------------------------------------------------------
+
+def test_ranking_network_outputs_are_the_ranking_tasks():
+    tasks = [TaskConfig("retrieval", "retrieval"),
+             TaskConfig("rating", "regression", label=F.RATING),
+             TaskConfig("like", "binary", label=F.LIKE),
+             TaskConfig("watch_long", "binary", label="watch_long")]
+    net = build_ranking_network(4, tasks, bottom_units=(8,), head_units=(4,),
+                                initial_biases={"rating": 3.5})
+    assert sorted(net.output_names) == ["like", "rating", "watch_long"]
+    outputs = net({"user": tf.zeros([5, 4]), "item": tf.zeros([5, 4])})
+    assert sorted(outputs) == ["like", "rating", "watch_long"]
+    assert all(v.shape == (5,) for v in outputs.values())
+    # Zero inputs: the regression output is its initial bias, binary a probability.
+    np.testing.assert_allclose(outputs["rating"].numpy(), 3.5, atol=1e-6)
+    assert ((outputs["like"] > 0) & (outputs["like"] < 1)).numpy().all()
+
+
+def test_invalid_task_type_raises():
+    with pytest.raises(ValueError) as info:
+        TaskConfig("clicks", "ranking", label="click")
+    assert "'ranking'" in str(info.value)
+    with pytest.raises(ValueError, match="label"):
+        TaskConfig("clicks", "binary")
+    with pytest.raises(ValueError, match="tasks.like.type"):
+        apply_overrides(SMALL, ["tasks.like.type=pairwise"])
+
+
+# --- MultiTaskRecommender.compute_loss --------------------------------------------
+
+@pytest.fixture(scope="module")
+def small_model():
+    data = make_synthetic(SMALL.synthetic)
+    parts = random_split(data.interactions, 0.2, 0.1, seed=0)
+    model = build_model(SMALL, data, parts.train)
+    arrays = example_arrays(data, parts.train.iloc[:48])
+    # Repeat some items so in-batch accidental hits occur.
+    arrays = {k: np.concatenate([v, v[:8]]) for k, v in arrays.items()}
+    features = {k: tf.constant(v) for k, v in arrays.items()}
+    model(features)  # Builds the variables.
+    return model, features
+
+
+def _with(model: MultiTaskRecommender, weights: dict, extra_negatives: int = 0):
+    tasks = tuple(dataclasses.replace(t, weight=weights.get(t.name, 0.0))
+                  for t in model.task_configs)
+    return MultiTaskRecommender(
+        model.query_tower, model.candidate_tower, model.ranking_network, tasks,
+        model.catalog, temperature=TEMPERATURE, extra_negatives=extra_negatives)
+
+
+def _hand_losses(model, features) -> dict[str, float]:
+    """Each task's loss worked out in numpy from the model's public outputs."""
+    outputs = {k: v.numpy() for k, v in model(features, training=False).items()}
+    rating = features[F.RATING].numpy()
+    like = features[F.LIKE].numpy()
+    p = np.clip(outputs["like"], 1e-7, 1 - 1e-7)
+    queries = model.user_embeddings(features).numpy()
+    candidates = model.item_embeddings(features[F.ITEM_ID]).numpy()
+    logits = queries @ candidates.T / TEMPERATURE
+    ids = features[F.ITEM_ID].numpy()
+    accidental = (ids[:, None] == ids[None, :]) & ~np.eye(len(ids), dtype=bool)
+    logits = np.where(accidental, -np.inf, logits)
+    log_softmax = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(
+        1, keepdims=True)) - logits.max(1, keepdims=True)
+    return {"rating": float(np.mean((outputs["rating"] - rating) ** 2)),
+            "like": float(np.mean(-like * np.log(p) - (1 - like) * np.log(1 - p))),
+            "retrieval": float(-np.mean(np.diag(log_softmax)))}
+
+
+def test_compute_loss_is_weighted_sum_of_task_losses(small_model):
+    model, features = small_model
+    names = [t.name for t in model.task_configs]
+    assert sorted(names) == ["like", "rating", "retrieval"]
+    single = {name: float(_with(model, {name: 1.0}).compute_loss(features))
+              for name in names}
+    hand = _hand_losses(model, features)
+    for name in names:
+        assert single[name] == pytest.approx(hand[name], rel=1e-4), name
+        assert single[name] > 0
+    assert float(_with(model, {}).compute_loss(features)) == 0.0
+    for weights in ({"retrieval": 1.0, "rating": 1.0, "like": 1.0},
+                    {"retrieval": 0.0, "rating": 1.0, "like": 1.0},
+                    {"retrieval": 1.0, "rating": 0.0, "like": 1.0},
+                    {"retrieval": 2.0, "rating": 0.5, "like": 0.0}):
+        total = float(_with(model, weights).compute_loss(features))
+        expected = sum(weights[n] * single[n] for n in names)
+        assert total == pytest.approx(expected, rel=1e-5), weights
+
+
+def test_extra_negatives_apply_only_in_training(small_model):
+    model, features = small_model
+    retrieval_only = {"retrieval": 1.0}
+    plain = _with(model, retrieval_only)
+    extra = _with(model, retrieval_only, extra_negatives=32)
+    # Not in evaluation ...
+    assert float(extra.compute_loss(features, training=False)) == pytest.approx(
+        float(plain.compute_loss(features, training=False)), rel=1e-6)
+    # ... but in training: more candidates in the softmax raise the loss. (The
+    # towers have no dropout, so training=True alone changes nothing.)
+    plain_train = float(plain.compute_loss(features, training=True))
+    assert plain_train == pytest.approx(
+        float(plain.compute_loss(features, training=False)), rel=1e-6)
+    assert float(extra.compute_loss(features, training=True)) > plain_train + 1e-3
