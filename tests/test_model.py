@@ -22,7 +22,8 @@ from mtl_tf.model.towers import CandidateTower, QueryTower
 
 TEMPERATURE = 0.2
 SMALL = Config(
-    synthetic=SyntheticConfig(num_users=60, num_items=40, interactions_per_user=12),
+    # num_items >= 100: evaluation-time FactorizedTopK uses k=100 (see report).
+    synthetic=SyntheticConfig(num_users=60, num_items=120, interactions_per_user=12),
     model=ModelConfig(embedding_dim=8, bottom_units=(8,), head_units=(4,),
                       text_max_tokens=200, temperature=TEMPERATURE,
                       extra_negatives=0),
@@ -175,13 +176,19 @@ def _hand_losses(model, features) -> dict[str, float]:
     candidates = model.item_embeddings(features[F.ITEM_ID]).numpy()
     logits = queries @ candidates.T / TEMPERATURE
     ids = features[F.ITEM_ID].numpy()
-    accidental = (ids[:, None] == ids[None, :]) & ~np.eye(len(ids), dtype=bool)
-    logits = np.where(accidental, -np.inf, logits)
-    log_softmax = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(
-        1, keepdims=True)) - logits.max(1, keepdims=True)
     return {"rating": float(np.mean((outputs["rating"] - rating) ** 2)),
             "like": float(np.mean(-like * np.log(p) - (1 - like) * np.log(1 - p))),
-            "retrieval": float(-np.mean(np.diag(log_softmax)))}
+            "retrieval": _softmax_loss(logits, ids)}
+
+
+def _softmax_loss(logits: np.ndarray, ids: np.ndarray) -> float:
+    """In-batch softmax cross-entropy, the diagonal being the positives, with
+    accidental hits (other rows of the positive's item) removed."""
+    accidental = (ids[:, None] == ids[None, :]) & ~np.eye(len(ids), dtype=bool)
+    logits = np.where(accidental, -np.inf, logits)
+    top = logits.max(1, keepdims=True)
+    log_softmax = logits - top - np.log(np.exp(logits - top).sum(1, keepdims=True))
+    return float(-np.mean(np.diag(log_softmax)))
 
 
 def test_compute_loss_is_weighted_sum_of_task_losses(small_model):
@@ -212,9 +219,26 @@ def test_extra_negatives_apply_only_in_training(small_model):
     # Not in evaluation ...
     assert float(extra.compute_loss(features, training=False)) == pytest.approx(
         float(plain.compute_loss(features, training=False)), rel=1e-6)
-    # ... but in training: more candidates in the softmax raise the loss. (The
-    # towers have no dropout, so training=True alone changes nothing.)
+    # ... but in training: more candidates in the softmax raise the loss.
     plain_train = float(plain.compute_loss(features, training=True))
-    assert plain_train == pytest.approx(
-        float(plain.compute_loss(features, training=False)), rel=1e-6)
+    assert float(plain.compute_loss(features, training=True)) == plain_train
     assert float(extra.compute_loss(features, training=True)) > plain_train + 1e-3
+
+
+def test_logq_correction_subtracts_log_sampling_probability(small_model):
+    model, features = small_model
+    rows = model.catalog.rows(features[F.ITEM_ID]).numpy()
+    probabilities = np.linspace(0.5, 2.0, model.catalog.size + 1) / model.catalog.size
+    tasks = tuple(dataclasses.replace(t, weight=float(t.name == "retrieval"))
+                  for t in model.task_configs)
+    corrected = MultiTaskRecommender(
+        model.query_tower, model.candidate_tower, model.ranking_network, tasks,
+        model.catalog, temperature=TEMPERATURE, logq_correction=True,
+        item_probabilities=probabilities.tolist())
+    queries = model.user_embeddings(features).numpy()
+    candidates = model.item_embeddings(features[F.ITEM_ID]).numpy()
+    logits = queries @ candidates.T / TEMPERATURE - np.log(probabilities[rows])[None]
+    loss = float(corrected.compute_loss(features))
+    assert loss == pytest.approx(_softmax_loss(logits, rows), rel=1e-4)
+    assert loss != pytest.approx(float(_with(model, {"retrieval": 1.0})
+                                       .compute_loss(features)), rel=1e-3)
