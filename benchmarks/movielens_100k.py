@@ -18,9 +18,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import mtl_tf  # noqa: F401
 import numpy as np
 
+import mtl_tf  # noqa: F401
 from mtl_tf import features as F
 from mtl_tf import scoring
 from mtl_tf.baselines import BiasBaseline, PopularityBaseline

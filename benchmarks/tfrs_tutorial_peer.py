@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import time
 
-import mtl_tf  # noqa: F401  (Keras 2 for TFRS)
 import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
+
+import mtl_tf  # noqa: F401  (Keras 2 for TFRS)
 
 
 class TutorialModel(tfrs.models.Model):

@@ -138,7 +138,8 @@ class ModelConfig:
         bottom_units: hidden sizes of the shared-bottom MLP of the ranking network.
         head_units: hidden sizes of each task head.
         dropout: dropout rate in the ranking network.
-        num_oov_buckets: hash buckets for ids unseen in training.
+        num_oov_buckets: hash buckets for user ids unseen in training (unknown items
+            share one OOV row; their text and genres still come from the catalog).
         temperature: softmax temperature of the retrieval task.
         extra_negatives: catalog items sampled uniformly per training step as extra
             negatives beside the in-batch ones (mixed negative sampling, Yang et al.,
@@ -232,6 +233,10 @@ class Config:
             raise ValueError(f"tasks have duplicate names: {names}.")
         if not self.tasks:
             raise ValueError("Config needs at least one task.")
+        retrieval = [t.name for t in self.tasks if t.type == "retrieval"]
+        if len(retrieval) > 1:
+            raise ValueError(f"At most one retrieval task is supported. Received: "
+                             f"{retrieval}.")
 
     def task(self, name: str) -> TaskConfig | None:
         return next((t for t in self.tasks if t.name == name), None)
@@ -268,6 +273,9 @@ def from_dict(values: dict[str, Any], base: Config | None = None) -> Config:
     Unknown sections or keys raise ValueError naming them and the allowed keys.
     """
     base = base or Config()
+    if not isinstance(values, dict):
+        raise ValueError("A config must be a JSON object of sections. Received: "
+                         f"{type(values).__name__}.")
     unknown = set(values) - {f.name for f in dataclasses.fields(Config)}
     if unknown:
         raise ValueError(f"Unknown config sections {sorted(unknown)}; allowed: "
@@ -275,8 +283,14 @@ def from_dict(values: dict[str, Any], base: Config | None = None) -> Config:
     changes: dict[str, Any] = {}
     for section, section_values in values.items():
         if section == "tasks":
+            if not isinstance(section_values, list):
+                raise ValueError("Config section 'tasks' must be a list of task "
+                                 f"objects. Received: {section_values!r}.")
             changes["tasks"] = tuple(_task_from_dict(t) for t in section_values)
             continue
+        if not isinstance(section_values, dict):
+            raise ValueError(f"Config section {section!r} must be an object of keys. "
+                             f"Received: {section_values!r}.")
         current = getattr(base, section)
         changes[section] = _replace_fields(current, section_values, section)
     return dataclasses.replace(base, **changes)
@@ -306,6 +320,8 @@ def apply_overrides(config: Config, overrides: list[str]) -> Config:
         path, raw = override.split("=", 1)
         parts = path.strip().split(".")
         value = _parse_value(raw)
+        if _takes_text(config, parts) and not isinstance(value, (str, type(None))):
+            value = raw  # `--set export.export_dir=123` means the text "123".
         if parts[0] == "tasks":
             if len(parts) != 3:
                 raise ValueError(f"Override {override!r}: use tasks.<name>.<field>=value.")
@@ -315,6 +331,19 @@ def apply_overrides(config: Config, overrides: list[str]) -> Config:
             raise ValueError(f"Override {override!r}: use section.key=value.")
         config = from_dict({parts[0]: {parts[1]: value}}, config)
     return config
+
+
+def _takes_text(config: Config, parts: list[str]) -> bool:
+    """Whether the overridden field is a plain string (so `123` stays "123")."""
+    if len(parts) == 2 and parts[0] in {f.name for f in dataclasses.fields(Config)}:
+        section = getattr(config, parts[0])
+        if dataclasses.is_dataclass(section):
+            hint = typing.get_type_hints(type(section)).get(parts[1])
+            if typing.get_origin(hint) is tuple:
+                return False
+            allowed = typing.get_args(hint) or (hint,)
+            return str in allowed and not {int, float, bool} & set(allowed)
+    return False
 
 
 def _override_task(config: Config, name: str, field: str, value: Any) -> Config:
@@ -328,6 +357,9 @@ def _override_task(config: Config, name: str, field: str, value: Any) -> Config:
 
 def _task_from_dict(values: dict[str, Any]) -> TaskConfig:
     allowed = {f.name for f in dataclasses.fields(TaskConfig)}
+    if not isinstance(values, dict):
+        raise ValueError(f"A task must be an object with keys {sorted(allowed)}. "
+                         f"Received: {values!r}.")
     unknown = set(values) - allowed
     if unknown or "name" not in values or "type" not in values:
         raise ValueError(f"Bad task entry {values}: needs name and type; allowed keys "

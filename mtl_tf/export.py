@@ -5,7 +5,8 @@ Signatures (inputs use the TFDS feature names and dtypes):
   (`rating`, `like`, ..., and `retrieval`, the two-tower cosine score).
 - `recommend`: user features + `k` -> `item_ids` [batch, k] and `scores`.
 - `recommend_excluding`: as `recommend`, plus `exclude_item_ids` [batch, n]
-  (pad with "") never to recommend, e.g. what the user already rated.
+  (pad with "") never to recommend, e.g. what the user already rated. When fewer
+  than k items remain, the empty slots have id "" and score `EXCLUDED_SCORE`.
 
 Item representations of the whole catalog are computed at export time and baked in
 as constants, so serving needs only stock TensorFlow ops and runs no item tower.
@@ -26,6 +27,9 @@ import tensorflow as tf
 
 from mtl_tf import features as F
 from mtl_tf.model.multitask import MultiTaskRecommender
+
+# Score of excluded items; finite so TF Serving's JSON responses stay valid.
+EXCLUDED_SCORE = -1e9
 
 _USER_SPECS = {
     F.USER_ID: tf.TensorSpec([None], tf.string, name=F.USER_ID),
@@ -64,12 +68,23 @@ class ServingModule(tf.Module):
         queries = tf.math.l2_normalize(self._user(features), -1)
         scores = tf.matmul(queries, self.item_embeddings[1:], transpose_b=True)
         if exclude is not None:
-            hit = tf.reduce_any(tf.equal(exclude[:, :, None],
-                                         self.catalog_ids[None, None, :]), axis=1)
-            scores = tf.where(hit, tf.fill(tf.shape(scores), -1e9), scores)
+            # Excluded ids -> catalog rows (0 = not in the catalog, ignored).
+            rows = self.catalog_rows.lookup(exclude)
+            batch = tf.broadcast_to(tf.range(tf.shape(rows, tf.int64)[0])[:, None],
+                                    tf.shape(rows, tf.int64))
+            hit = tf.scatter_nd(tf.stack([tf.reshape(batch, [-1]),
+                                          tf.reshape(rows, [-1])], 1),
+                                tf.ones_like(tf.reshape(rows, [-1]), tf.float32),
+                                tf.stack([tf.shape(rows, tf.int64)[0],
+                                          tf.cast(tf.shape(scores)[1] + 1, tf.int64)]))
+            scores = tf.where(hit[:, 1:] > 0, tf.fill(tf.shape(scores), EXCLUDED_SCORE),
+                              scores)
         k = tf.minimum(tf.maximum(k, 1), tf.shape(scores)[1])
         values, indices = tf.math.top_k(scores, k=k)
-        return {"item_ids": tf.gather(self.catalog_ids, indices), "scores": values}
+        # Fewer than k items left after exclusion: the empty slots get id "".
+        ids = tf.where(values > EXCLUDED_SCORE, tf.gather(self.catalog_ids, indices),
+                       "")
+        return {"item_ids": ids, "scores": values}
 
     def recommend(self, features, k):
         return self._top_k(features, k, None)

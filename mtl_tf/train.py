@@ -17,8 +17,7 @@ import argparse
 import sys
 
 import mtl_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from mtl_tf.config import (PRESETS, Config, apply_overrides, get_preset,
-                           load_config_file)
+from mtl_tf.config import PRESETS, Config, apply_overrides, get_preset, load_config_file
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -42,7 +42,8 @@ class ResumableCheckpoint(tf.keras.callbacks.Callback):
     def restore(self) -> int:
         """Restores the latest checkpoint if any; returns the epoch to start from."""
         if self._manager.latest_checkpoint:
-            self._checkpoint.restore(self._manager.latest_checkpoint)
+            # A finished run never rebuilds optimizer slots: partial is expected.
+            self._checkpoint.restore(self._manager.latest_checkpoint).expect_partial()
         return int(self.epoch.numpy())
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
@@ -120,7 +121,8 @@ def fit(model: tf.keras.Model, config: Config, train_ds: tf.data.Dataset,
     if bool(checkpoint.done.numpy()):
         if verbose:
             print(f"Training already finished in {run_dir} (epoch {initial_epoch}); "
-                  "reusing its checkpoint.")
+                  "reusing its checkpoint. To train again (e.g. with more epochs), "
+                  "pass a new --output-dir.")
         return {"epochs": initial_epoch, "resumed": True, "history": {},
                 "examples_per_second": float("nan")}
     if initial_epoch and verbose:

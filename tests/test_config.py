@@ -7,8 +7,13 @@ import pytest
 
 import mtl_tf  # noqa: F401
 from mtl_tf import config as C
-from mtl_tf.config import (Config, apply_overrides, from_dict, get_preset,
-                           load_config_file)
+from mtl_tf.config import (
+    Config,
+    apply_overrides,
+    from_dict,
+    get_preset,
+    load_config_file,
+)
 
 
 def test_presets_exist_and_are_configs():

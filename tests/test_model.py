@@ -1,6 +1,6 @@
 """Item catalog, towers, ranking network and the multi-task loss."""
 
-import dataclasses
+import dataclasses  # noqa: I001  (mtl_tf must be imported before tensorflow)
 
 import numpy as np
 import pytest

@@ -1,5 +1,6 @@
 """The generated MovieLens-shaped data set (the default source)."""
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -31,7 +32,7 @@ def test_same_seed_same_data(small):
 
 
 def test_different_seed_different_data(small):
-    other = make_synthetic(SyntheticConfig(**{**SMALL.__dict__, "seed": SMALL.seed + 1}))
+    other = make_synthetic(dataclasses.replace(SMALL, seed=SMALL.seed + 1))
     assert not small.items[F.ITEM_TITLE].equals(other.items[F.ITEM_TITLE])
     assert not small.users[F.USER_OCCUPATION].equals(other.users[F.USER_OCCUPATION])
     same_shape = len(small.interactions) == len(other.interactions)

@@ -1,5 +1,6 @@
 """Training runs: outputs written per run, TensorBoard logs, resumable checkpoints."""
 
+import gc  # noqa: I001  (mtl_tf must be imported before tensorflow)
 import json
 import math
 
@@ -15,6 +16,15 @@ from mtl_tf.data.pipeline import make_dataset
 from mtl_tf.model.builder import build_model
 
 TASK_LOSSES = ("retrieval_loss", "rating_loss", "like_loss")
+
+
+@pytest.fixture(autouse=True)
+def _collect_models():
+    """Frees each test's models while logging still works: a model restored from a
+    finished run never builds its optimizer slots, and TensorFlow warns about the
+    unused checkpoint values when the model is garbage collected."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +61,10 @@ def _assert_same_outputs(a, b, features):
                                    rtol=1e-5, atol=1e-6, err_msg=name)
 
 
-def _variables(model) -> dict[str, np.ndarray]:
-    return {v.name: v.numpy() for v in model.variables}
+def _variables(model) -> list[np.ndarray]:
+    """The model's variable values in tracking order (names depend on the call
+    context that created them, so they are not compared)."""
+    return [v.numpy() for v in model.variables]
 
 
 def test_run_writes_config_json(completed_run, short_config):
@@ -162,9 +174,9 @@ def test_interrupted_run_resumes_after_last_epoch(tmp_path, monkeypatch, tiny_co
     assert not bool(checkpoint.done.numpy())
     _assert_same_outputs(fresh, crashed, features)
     saved, restored = _variables(crashed), _variables(fresh)
-    assert saved.keys() == restored.keys()
-    for name in saved:
-        np.testing.assert_array_equal(restored[name], saved[name], err_msg=name)
+    assert len(saved) == len(restored) > 10
+    for i, (a, b) in enumerate(zip(saved, restored)):
+        np.testing.assert_array_equal(b, a, err_msg=str(i))
     assert int(optimizer.iterations.numpy()) == 2 * steps_per_epoch
 
     # Re-running fit on the same run_dir trains only the missing third epoch.
@@ -178,8 +190,8 @@ def test_interrupted_run_resumes_after_last_epoch(tmp_path, monkeypatch, tiny_co
     assert int(resumed.optimizer.iterations.numpy()) == 3 * steps_per_epoch
     # And the weights moved on from the restored ones.
     moved = _variables(resumed)
-    assert any(not np.array_equal(moved[name], saved[name]) for name in saved
-               if "embedding" in name)
+    assert len(moved) == len(saved)
+    assert sum(not np.array_equal(a, b) for a, b in zip(moved, saved)) > len(saved) / 2
     # The run is now complete: a further re-run does not train.
     again = build_model(config, tiny_prepared.data, tiny_prepared.splits.train)
     summary = training.fit(again, config, train_ds, val_ds, run_dir,

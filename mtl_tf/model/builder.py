@@ -39,9 +39,9 @@ def build_model(config: Config, data: RecDataset,
     query_tower = QueryTower(sorted(set(train[F.USER_ID].astype(str))),
                              model_config.user_features, dim,
                              model_config.num_oov_buckets, name="query_tower")
+    # Unknown items share one OOV row: the export bakes exactly that vector.
     candidate_tower = CandidateTower(sorted(train_items), catalog, dim,
-                                     model_config.num_oov_buckets,
-                                     name="candidate_tower")
+                                     num_oov_buckets=1, name="candidate_tower")
     if model_config.user_history:
         user_rows = query_tower.id_lookup(train[F.USER_ID].astype(str).to_numpy())
         item_rows = candidate_tower.id_lookup(train[F.ITEM_ID].astype(str).to_numpy())

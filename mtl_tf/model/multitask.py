@@ -89,11 +89,13 @@ class MultiTaskRecommender(tfrs.models.Model):
         for task in self.task_configs:
             loss_metric = tf.keras.metrics.Mean(name=f"{task.name}_loss")
             if task.type == "retrieval":
+                top_k = min(100, catalog.size)
                 self.retrieval_task = tfrs.tasks.Retrieval(
                     loss=tf.keras.losses.CategoricalCrossentropy(from_logits=True),
                     metrics=tfrs.metrics.FactorizedTopK(
-                        CatalogTopK(self.item_embeddings, catalog.catalog_ids, k=100),
-                        ks=(10, 100)),
+                        CatalogTopK(self.item_embeddings, catalog.catalog_ids,
+                                    k=top_k),
+                        ks=[k for k in (10, 100) if k <= top_k] or [top_k]),
                     loss_metrics=[loss_metric], temperature=temperature,
                     remove_accidental_hits=True, name=task.name)
             elif task.type == "regression":
@@ -115,7 +117,7 @@ class MultiTaskRecommender(tfrs.models.Model):
         return self.candidate_tower(item_ids)
 
     def user_embeddings(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
-        """Unit-norm retrieval embeddings of users (scaled by 1 / temperature)."""
+        """Unit-norm retrieval embeddings of users."""
         return self._retrieval_embedding(self.query_tower(features))
 
     def item_embeddings(self, item_ids: tf.Tensor) -> tf.Tensor:
