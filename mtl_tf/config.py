@@ -19,6 +19,8 @@ DATA_SOURCES = ("synthetic", "movielens", "tfds")
 SPLITS = ("random", "temporal")
 TASK_TYPES = ("regression", "binary", "retrieval")
 OPTIMIZERS = ("adam", "adagrad")
+MTL_ARCHITECTURES = ("shared_bottom", "single_task", "mmoe", "ple")
+WEIGHTINGS = ("fixed", "uncertainty", "dwa", "gradnorm")
 
 
 def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -135,7 +137,14 @@ class ModelConfig:
         user_features: user side features the query tower embeds.
         text_max_tokens: vocabulary size of the bag-of-words title encoder.
         text_sequence_length: title tokens kept per item.
-        bottom_units: hidden sizes of the shared-bottom MLP of the ranking network.
+        mtl: multi-task architecture of the ranking network: "shared_bottom",
+            "single_task" (no sharing), "mmoe" (Ma et al., KDD 2018) or "ple"
+            (Tang et al., RecSys 2020).
+        bottom_units: hidden sizes of the shared bottom (and of each single-task MLP).
+        num_experts, expert_units: MMoE experts and their hidden sizes (PLE experts
+            use `expert_units` too).
+        num_levels, num_shared_experts, num_task_experts: PLE's stacked CGC levels
+            and experts per level.
         head_units: hidden sizes of each task head.
         dropout: dropout rate in the ranking network.
         num_oov_buckets: hash buckets for user ids unseen in training (unknown items
@@ -152,7 +161,13 @@ class ModelConfig:
     user_features: tuple[str, ...] = F.USER_FEATURES
     text_max_tokens: int = 5000
     text_sequence_length: int = 12
+    mtl: str = "shared_bottom"
     bottom_units: tuple[int, ...] = (128, 64)
+    num_experts: int = 4
+    expert_units: tuple[int, ...] = (64,)
+    num_levels: int = 1
+    num_shared_experts: int = 2
+    num_task_experts: int = 2
     head_units: tuple[int, ...] = (32,)
     dropout: float = 0.1
     num_oov_buckets: int = 1
@@ -162,6 +177,7 @@ class ModelConfig:
     logq_correction: bool = True
 
     def __post_init__(self) -> None:
+        _check_choice("model.mtl", self.mtl, MTL_ARCHITECTURES)
         unknown = [f for f in self.user_features if f not in F.USER_FEATURES]
         if unknown:
             raise ValueError(f"model.user_features has unknown features {unknown}; "
@@ -169,6 +185,33 @@ class ModelConfig:
         if self.embedding_dim <= 0:
             raise ValueError("model.embedding_dim must be positive. "
                              f"Received: {self.embedding_dim}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """How task losses are combined into the training loss.
+
+    Attributes:
+        weighting: "fixed" (the tasks' `weight`s), "uncertainty" (learned
+            log-variances; Kendall et al., CVPR 2018), "dwa" (dynamic weight average;
+            Liu et al., CVPR 2019) or "gradnorm" (Chen et al., ICML 2018, balancing
+            gradient norms at the towers' output projections).
+        pcgrad: project conflicting task gradients (Yu et al., NeurIPS 2020).
+        clip_norm: global-norm gradient clipping (0 disables it).
+        gradnorm_alpha: GradNorm's restoring-force strength.
+        dwa_temperature: DWA's softmax temperature.
+    """
+
+    weighting: str = "fixed"
+    pcgrad: bool = False
+    clip_norm: float = 0.0
+    gradnorm_alpha: float = 1.5
+    dwa_temperature: float = 2.0
+
+    def __post_init__(self) -> None:
+        _check_choice("loss.weighting", self.weighting, WEIGHTINGS)
+        if self.clip_norm < 0:
+            raise ValueError(f"loss.clip_norm must be >= 0. Received: {self.clip_norm}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,6 +267,7 @@ class Config:
     synthetic: SyntheticConfig = SyntheticConfig()
     model: ModelConfig = ModelConfig()
     tasks: tuple[TaskConfig, ...] = DEFAULT_TASKS
+    loss: LossConfig = LossConfig()
     train: TrainConfig = TrainConfig()
     export: ExportConfig = ExportConfig()
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from mtl_tf.config import Config, TrainConfig
+from mtl_tf.model.weighting import LossWeightingCallback
 
 
 def make_optimizer(train: TrainConfig) -> tf.keras.optimizers.Optimizer:
@@ -130,7 +131,8 @@ def fit(model: tf.keras.Model, config: Config, train_ds: tf.data.Dataset,
     log_dir = run_dir / "tensorboard"
     log_hparams(log_dir, config)
     throughput = ThroughputLogger(num_train_examples)
-    callbacks: list[tf.keras.callbacks.Callback] = [throughput]
+    callbacks: list[tf.keras.callbacks.Callback] = [
+        throughput, LossWeightingCallback(model.weighting)]
     if validation_ds is not None and train.early_stopping_patience > 0:
         callbacks.append(tf.keras.callbacks.EarlyStopping(
             monitor="val_total_loss", patience=train.early_stopping_patience,

@@ -12,7 +12,8 @@ from mtl_tf.data.dataset import RecDataset
 from mtl_tf.model.catalog import ItemCatalog
 from mtl_tf.model.history import UserHistory
 from mtl_tf.model.multitask import MultiTaskRecommender
-from mtl_tf.model.ranking import build_ranking_network
+from mtl_tf.model.ranking import architecture_args, build_ranking_network
+from mtl_tf.model.weighting import build_weighting
 from mtl_tf.model.towers import CandidateTower, QueryTower
 
 
@@ -53,8 +54,16 @@ def build_model(config: Config, data: RecDataset,
     initial_biases = {t.name: float(train[t.label].mean()) for t in config.tasks
                       if t.type == "regression" and t.label in train}
     ranking_network = build_ranking_network(
-        dim, config.tasks, model_config.bottom_units, model_config.head_units,
-        model_config.dropout, initial_biases=initial_biases, seed=config.train.seed)
+        dim, config.tasks, model_config.mtl, architecture_args(model_config),
+        model_config.head_units, initial_biases=initial_biases,
+        seed=config.train.seed)
+    loss = config.loss
+    weighting = build_weighting(
+        loss.weighting, [t.name for t in config.tasks],
+        {t.name: t.type for t in config.tasks},
+        fixed_weights={t.name: t.weight for t in config.tasks},
+        **({"alpha": loss.gradnorm_alpha} if loss.weighting == "gradnorm" else {}),
+        **({"temperature": loss.dwa_temperature} if loss.weighting == "dwa" else {}))
     counts = train[F.ITEM_ID].astype(str).value_counts()
     probabilities = np.zeros(catalog.size + 1, np.float64)
     probabilities[1:] = counts.reindex(item_ids).fillna(0).to_numpy() / len(train)
@@ -63,4 +72,5 @@ def build_model(config: Config, data: RecDataset,
         temperature=model_config.temperature,
         extra_negatives=model_config.extra_negatives,
         logq_correction=model_config.logq_correction,
-        item_probabilities=probabilities.tolist())
+        item_probabilities=probabilities.tolist(), weighting=weighting,
+        pcgrad=loss.pcgrad, clip_norm=loss.clip_norm)

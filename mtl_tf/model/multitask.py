@@ -10,6 +10,8 @@ import tensorflow_recommenders as tfrs
 from mtl_tf import features as F
 from mtl_tf.config import TaskConfig
 from mtl_tf.model.catalog import ItemCatalog
+from mtl_tf.model.weighting import (FixedWeighting, GradNorm, LossWeighting,
+                                    clip_gradients, pcgrad)
 from mtl_tf.model.towers import CandidateTower, QueryTower
 
 
@@ -51,8 +53,10 @@ class MultiTaskRecommender(tfrs.models.Model):
     `extra_negatives` uniformly sampled catalog items, i.e. mixed negative sampling,
     Yang et al., WWW 2020 companion). The ranking network maps the pair of tower
     outputs to one named output per ranking task; each is trained by a TFRS
-    `Ranking` task. The loss is the sum of task weight x task loss, and every task's
-    loss is reported as `<task>_loss`.
+    `Ranking` task. A `LossWeighting` combines the task losses (by default the
+    tasks' fixed weights); every task's loss is reported as `<task>_loss` and its
+    current weight as `<task>_weight`. With `pcgrad`, conflicting task gradients are
+    projected (Yu et al., NeurIPS 2020); `clip_norm` clips the global gradient norm.
 
     Args:
         query_tower, candidate_tower: the towers.
@@ -66,14 +70,24 @@ class MultiTaskRecommender(tfrs.models.Model):
             sampling probability (Yi et al., RecSys 2019).
         item_probabilities: per catalog row (row 0 = unknown), the share of training
             interactions; used by `logq_correction`.
+        weighting: a `mtl_tf.model.weighting.LossWeighting`; default: the tasks'
+            fixed weights.
+        pcgrad: apply PCGrad to the per-task gradients.
+        clip_norm: clip gradients to this global norm (0: no clipping).
     """
 
     def __init__(self, query_tower: QueryTower, candidate_tower: CandidateTower,
                  ranking_network: tf.keras.Model, tasks: Sequence[TaskConfig],
                  catalog: ItemCatalog, temperature: float = 0.1,
                  extra_negatives: int = 0, logq_correction: bool = False,
-                 item_probabilities: Sequence[float] | None = None):
+                 item_probabilities: Sequence[float] | None = None,
+                 weighting: LossWeighting | None = None, pcgrad: bool = False,
+                 clip_norm: float = 0.0):
         super().__init__()
+        self.weighting = weighting or FixedWeighting(
+            {t.name: t.weight for t in tasks})
+        self.pcgrad = pcgrad
+        self.clip_norm = clip_norm
         self.query_tower = query_tower
         self.candidate_tower = candidate_tower
         self.ranking_network = ranking_network
@@ -141,23 +155,63 @@ class MultiTaskRecommender(tfrs.models.Model):
                 tf.math.l2_normalize(user, -1) * tf.math.l2_normalize(item, -1), -1)
         return outputs
 
-    def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False):
+    def task_losses(self, features: dict[str, tf.Tensor], training: bool = False
+                    ) -> dict[str, tf.Tensor]:
+        """Unweighted loss of every task on a batch (updates the task metrics)."""
         item_ids = features[F.ITEM_ID]
         # Training examples are in their user's history: leave them out of it.
         user = self.query_tower(features,
                                 target_item_ids=item_ids if training else None)
         item = self.candidate_tower(item_ids)
         outputs = self.ranking_network({"user": user, "item": item}, training=training)
-        total = tf.constant(0.0)
+        losses = {}
         for task in self.task_configs:
             if task.type == "retrieval":
-                loss = self._retrieval_loss(user, item, item_ids, training)
+                losses[task.name] = self._retrieval_loss(user, item, item_ids, training)
             else:
                 label = tf.cast(features[task.label], tf.float32)
-                loss = self.ranking_tasks[task.name](
+                losses[task.name] = self.ranking_tasks[task.name](
                     labels=label[:, None], predictions=outputs[task.name][:, None])
-            total += task.weight * loss
+        return losses
+
+    def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False):
+        total, _ = self.weighting.combine(self.task_losses(features, training))
         return total
+
+    def shared_variables(self) -> list[tf.Variable]:
+        """The last layers every task depends on: the towers' output projections."""
+        return [self.query_tower.projection.kernel,
+                self.candidate_tower.projection.kernel]
+
+    def train_step(self, features):
+        needs_task_gradients = self.pcgrad or isinstance(self.weighting, GradNorm)
+        with tf.GradientTape(persistent=needs_task_gradients) as tape:
+            losses = self.task_losses(features, training=True)
+            loss, weights = self.weighting.combine(losses)
+            regularization = tf.add_n(self.losses) if self.losses else 0.0
+            total = loss + regularization
+            weighted = [weights[n] * losses[n] for n in losses]
+            # What the weighting adds beyond w_k * L_k (e.g. uncertainty's log-variance
+            # terms) and regularization: not projected by PCGrad.
+            rest = total - tf.add_n(weighted)
+        variables = self.trainable_variables
+        if self.pcgrad:
+            grads = pcgrad([tape.gradient(w, variables) for w in weighted])
+            extra = tape.gradient(rest, variables,
+                                  unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            grads = [e if g is None else g + e for g, e in zip(grads, extra)]
+        else:
+            grads = tape.gradient(total, variables)
+        if isinstance(self.weighting, GradNorm):
+            self.weighting.step(losses, self.shared_variables(), tape)
+        del tape
+        grads = clip_gradients(grads, self.clip_norm)
+        self.optimizer.apply_gradients(
+            (g, v) for g, v in zip(grads, variables) if g is not None)
+        metrics = {metric.name: metric.result() for metric in self.metrics}
+        metrics.update({f"{name}_weight": w for name, w in weights.items()})
+        metrics.update(loss=loss, regularization_loss=regularization, total_loss=total)
+        return metrics
 
     def _retrieval_loss(self, user, item, item_ids, training):
         queries = tf.math.l2_normalize(user, axis=-1)

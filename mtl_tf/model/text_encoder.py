@@ -5,7 +5,11 @@ model held by a `tf_keras` layer is invisible to it (no weights seen), so
 `TextEncoderAdapter` owns the backbone and reports the backbone's underlying
 `tf.Variable`s as its own weights (DESIGN.md section 1). Checkpoints need nothing
 more: `tf.train.Checkpoint` and `Model.save_weights` reach the backbone's variables
-through the ordinary trackable graph (tested in `tests/test_text_encoder.py`).
+through the ordinary trackable graph (tested in `tests/test_text_encoder.py`), under
+keys such as `.../backbone/_operations/9/_self_attention_layer/...` that follow
+Keras 3's functional internals: fine for resuming runs, not an interchange format
+across keras-hub versions. HDF5 `save_weights` matches weights by order, which
+depends on `mode`; prefer TensorFlow-format checkpoints.
 
 Tokenization runs once, in numpy, when the catalog is built (`tokenize_texts`), so
 no tensorflow-text op ever enters a training or serving graph (DESIGN.md section 2).
@@ -276,6 +280,8 @@ class TextEncoderAdapter(tf.keras.layers.Layer):
                 tf.reduce_sum(weights, axis=1), 1.0)
         if self.normalize:
             pooled = tf.math.l2_normalize(pooled, axis=-1)
+        if not self.trainable_weights:
+            pooled = tf.stop_gradient(pooled)  # no backward pass through a frozen net
         return pooled
 
     def split_gradients(self, gradients: Sequence[tf.Tensor | None],
