@@ -1,4 +1,4 @@
-"""mtl_tf: multi-task recommenders on TensorFlow Recommenders with pretrained text encoders.
+"""mtl_tf: multi-task recommenders on TFRS with pretrained text encoders.
 
 Importing this package sets ``TF_USE_LEGACY_KERAS=1`` before TensorFlow loads, so that
 ``tf.keras`` is Keras 2 (``tf_keras``), which TensorFlow Recommenders requires, while
@@ -19,8 +19,9 @@ def _require_legacy_keras() -> None:
     keras_module = getattr(getattr(tf, "keras", None), "__name__", "")
     if not keras_module.startswith("tf_keras"):
         raise ImportError(
-            "mtl_tf needs tf.keras to be Keras 2 (tf_keras), but TensorFlow was already "
-            f"imported with tf.keras = {keras_module or 'Keras 3'!r}. Import mtl_tf before "
+            "mtl_tf needs tf.keras to be Keras 2 (tf_keras), but TensorFlow was "
+            f"already imported with tf.keras = {keras_module or 'Keras 3'!r}. "
+            "Import mtl_tf before "
             "tensorflow, or set the environment variable TF_USE_LEGACY_KERAS=1 before "
             "starting Python."
         )

@@ -111,7 +111,7 @@ class BiasBaseline:
     Example:
         >>> model = BiasBaseline(num_users=2, num_items=2, l2=0.0, sweeps=1)
         >>> model = model.fit([0, 0, 1], [0, 1, 0], [5.0, 3.0, 4.0])
-        >>> model.predict([1, 1], [1, 5])  # mu 4, b_user1 -0.5, b_item1 -1, item 5 unknown
+        >>> model.predict([1, 1], [1, 5])  # mu 4, b_u1 -0.5, b_i1 -1, item 5 unknown
         array([2.5, 3.5])
 
     Args:

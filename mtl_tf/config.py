@@ -21,6 +21,9 @@ TASK_TYPES = ("regression", "binary", "retrieval")
 OPTIMIZERS = ("adam", "adagrad")
 MTL_ARCHITECTURES = ("shared_bottom", "single_task", "mmoe", "ple")
 WEIGHTINGS = ("fixed", "uncertainty", "dwa", "gradnorm")
+# The grid of benchmarks/movielens_mtl.py ("fixed+pcgrad": fixed weights, PCGrad).
+ARCHITECTURES_AND_WEIGHTINGS = [(a, w) for a in MTL_ARCHITECTURES
+                                for w in WEIGHTINGS + ("fixed+pcgrad",)]
 
 
 def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -43,7 +46,8 @@ class DataConfig:
         data_dir: directory of a local MovieLens copy (source "movielens") or TFDS's
             data directory (source "tfds").
         tfds_name: TFDS ratings dataset, e.g. "movielens/100k-ratings".
-        split: "random" (seeded) or "temporal" (each user's latest interactions held out).
+        split: "random" (seeded) or "temporal" (each user's latest interactions
+            held out).
         test_fraction: share of interactions in the test split.
         validation_fraction: share of the remaining interactions used for validation
             (early stopping).
@@ -135,6 +139,14 @@ class ModelConfig:
     Attributes:
         embedding_dim: width of id/feature embeddings and of the tower outputs.
         user_features: user side features the query tower embeds.
+        text_encoder: "bow" (a bag of words over `TextVectorization` tokens), or a
+            pretrained keras-nlp encoder used frozen: a keras-nlp preset name
+            (e.g. "bert_tiny_en_uncased"), an "hf://" handle, a local Hugging Face
+            checkpoint directory, "minilm" (the offline all-MiniLM-L6-v2 package)
+            or "tiny" (an untrained from-config backbone, for tests). The catalog's
+            titles are encoded once and cached; see `mtl_tf.model.text_encoder`.
+        text_pooling: "mean" or "cls" pooling of the pretrained encoder.
+        text_encoder_sequence_length: word pieces per title for pretrained encoders.
         text_max_tokens: vocabulary size of the bag-of-words title encoder.
         text_sequence_length: title tokens kept per item.
         mtl: multi-task architecture of the ranking network: "shared_bottom",
@@ -159,6 +171,9 @@ class ModelConfig:
 
     embedding_dim: int = 64
     user_features: tuple[str, ...] = F.USER_FEATURES
+    text_encoder: str = "bow"
+    text_pooling: str = "mean"
+    text_encoder_sequence_length: int = 32
     text_max_tokens: int = 5000
     text_sequence_length: int = 12
     mtl: str = "shared_bottom"
@@ -178,6 +193,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         _check_choice("model.mtl", self.mtl, MTL_ARCHITECTURES)
+        _check_choice("model.text_pooling", self.text_pooling, ("mean", "cls"))
         unknown = [f for f in self.user_features if f not in F.USER_FEATURES]
         if unknown:
             raise ValueError(f"model.user_features has unknown features {unknown}; "
@@ -211,7 +227,8 @@ class LossConfig:
     def __post_init__(self) -> None:
         _check_choice("loss.weighting", self.weighting, WEIGHTINGS)
         if self.clip_norm < 0:
-            raise ValueError(f"loss.clip_norm must be >= 0. Received: {self.clip_norm}.")
+            raise ValueError("loss.clip_norm must be >= 0. "
+                             f"Received: {self.clip_norm}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -368,7 +385,8 @@ def apply_overrides(config: Config, overrides: list[str]) -> Config:
             value = raw  # `--set export.export_dir=123` means the text "123".
         if parts[0] == "tasks":
             if len(parts) != 3:
-                raise ValueError(f"Override {override!r}: use tasks.<name>.<field>=value.")
+                raise ValueError(f"Override {override!r}: use "
+                                 "tasks.<name>.<field>=value.")
             config = _override_task(config, parts[1], parts[2], value)
             continue
         if len(parts) != 2:
@@ -434,7 +452,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         return None
     if float in allowed and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+    wrong_bool = isinstance(value, bool) and bool not in allowed
+    if not isinstance(value, allowed) or wrong_bool:
         names = [getattr(a, "__name__", str(a)) for a in allowed]
         raise ValueError(f"{where} expects {' or '.join(names)}. Received: {value!r}.")
     return value

@@ -304,7 +304,8 @@ def hit_rates(
     """
     if not isinstance(num_items, Integral) or num_items <= 0:
         raise ValueError(
-            f"`num_items` must be a positive integer. Received: `num_items={num_items!r}`"
+            "`num_items` must be a positive integer. "
+            f"Received: `num_items={num_items!r}`"
         )
     if not isinstance(batch_size, Integral) or batch_size <= 0:
         raise ValueError(

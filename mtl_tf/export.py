@@ -44,7 +44,10 @@ class ServingModule(tf.Module):
 
     def __init__(self, model: MultiTaskRecommender, default_k: int = 10):
         super().__init__()
-        self.model = model
+        # Track only what serving runs (not the TFRS tasks and their metrics).
+        self.query_tower = model.query_tower
+        self.ranking_network = model.ranking_network
+        self._outputs = model._outputs
         catalog = model.catalog
         # Row 0 is the unknown item, rows 1.. the catalog in order.
         unknown = model.candidate_tower(tf.constant(["\x00unknown-item"]))
@@ -56,13 +59,13 @@ class ServingModule(tf.Module):
         self.default_k = default_k
 
     def _user(self, features):
-        return self.model.query_tower(features, training=False)
+        return self.query_tower(features, training=False)
 
     def serve(self, features):
         user = self._user(features)
         rows = self.catalog_rows.lookup(features[F.ITEM_ID])
         item = tf.gather(self.item_representations, rows)
-        return self.model._outputs(user, item, training=False)
+        return self._outputs(user, item, training=False)
 
     def _top_k(self, features, k, exclude):
         queries = tf.math.l2_normalize(self._user(features), -1)

@@ -1,4 +1,4 @@
-"""Scores a trained `MultiTaskRecommender` on a split: per-task metrics and hit rates."""
+"""Scores a trained `MultiTaskRecommender` on a split: task metrics and hit rates."""
 
 from __future__ import annotations
 

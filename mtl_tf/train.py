@@ -28,7 +28,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="named configuration (default: %(default)s)")
     parser.add_argument("--config", help="JSON config file (e.g. a run's config.json); "
                         "applied over the preset")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+    parser.add_argument("--set", action="append", default=[],
+                        metavar="SECTION.KEY=VALUE",
                         help="override one value, e.g. train.epochs=5 (repeatable)")
     parser.add_argument("--data", choices=["synthetic", "movielens", "tfds"],
                         help="data source (shortcut for --set data.source=...)")

@@ -1,4 +1,4 @@
-"""Fits a model with progress bars, TensorBoard logs, early stopping and resumable checkpoints."""
+"""Fits a model: progress bars, TensorBoard, early stopping, resumable checkpoints."""
 
 from __future__ import annotations
 

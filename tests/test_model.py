@@ -122,7 +122,8 @@ def test_ranking_network_outputs_are_the_ranking_tasks():
              TaskConfig("rating", "regression", label=F.RATING),
              TaskConfig("like", "binary", label=F.LIKE),
              TaskConfig("watch_long", "binary", label="watch_long")]
-    net = build_ranking_network(4, tasks, bottom_units=(8,), head_units=(4,),
+    net = build_ranking_network(4, tasks, architecture_args={"units": (8,)},
+                                head_units=(4,),
                                 initial_biases={"rating": 3.5})
     assert sorted(net.output_names) == ["like", "rating", "watch_long"]
     outputs = net({"user": tf.zeros([5, 4]), "item": tf.zeros([5, 4])})

@@ -22,6 +22,7 @@ VARIANTS = {
     "dwa": ["loss.weighting=dwa"],
     "gradnorm": ["loss.weighting=gradnorm"],
     "pcgrad_clip": ["loss.pcgrad=true", "loss.clip_norm=1.0"],
+    "frozen_text_encoder": ["model.text_encoder=tiny"],
 }
 
 

@@ -73,9 +73,11 @@ class RecDataset:
 
     def with_interactions(self, interactions: pd.DataFrame) -> "RecDataset":
         """Returns a copy that shares the side tables but holds other interactions."""
-        return dataclasses.replace(self, interactions=interactions.reset_index(drop=True))
+        return dataclasses.replace(self,
+                                   interactions=interactions.reset_index(drop=True))
 
-    def to_examples(self, interactions: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
+    def to_examples(self, interactions: pd.DataFrame | None = None
+                    ) -> dict[str, np.ndarray]:
         """Joins interactions with side tables into TFDS-schema example columns.
 
         `movie_genres` comes back as an object array of int64 arrays (ragged).

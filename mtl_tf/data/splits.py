@@ -76,7 +76,8 @@ def split(interactions: pd.DataFrame, method: str, test_fraction: float,
         return random_split(interactions, test_fraction, validation_fraction, seed)
     if method == "temporal":
         return temporal_split(interactions, test_fraction, validation_fraction)
-    raise ValueError(f"data.split must be 'random' or 'temporal'. Received: {method!r}.")
+    raise ValueError("data.split must be 'random' or 'temporal'. "
+                     f"Received: {method!r}.")
 
 
 def _take(frame: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:

@@ -27,7 +27,8 @@ TOPICS = (
     (("murder", "detective", "crime", "killer", "heist", "gangster", "alibi"), (5, 16)),
     (("family", "kids", "puppy", "christmas", "school", "holiday", "toys"), (3, 2)),
     (("comedy", "laughs", "prank", "buddies", "party", "roommates", "wacky"), (4,)),
-    (("horror", "ghost", "zombie", "haunted", "vampire", "curse", "nightmare"), (10, 16)),
+    (("horror", "ghost", "zombie", "haunted", "vampire", "curse", "nightmare"),
+     (10, 16)),
     (("cowboy", "outlaw", "sheriff", "frontier", "saloon", "ranch", "desert"), (19, 1)),
 )
 FILLER_WORDS = ("the", "return", "night", "last", "secret", "city", "of", "story",
@@ -81,7 +82,8 @@ def make_synthetic(config: SyntheticConfig = SyntheticConfig()) -> RecDataset:
     })
 
     affinity = user_factor @ item_factor.T / np.sqrt(dim)
-    watched_user, watched_item = _sample_watches(rng, 2.0 * affinity + popularity, config)
+    watched_user, watched_item = _sample_watches(rng, 2.0 * affinity + popularity,
+                                                 config)
 
     # Ratings: the watch affinity mixed with an independent taste factor.
     c = config.rating_watch_correlation
@@ -110,7 +112,7 @@ def make_synthetic(config: SyntheticConfig = SyntheticConfig()) -> RecDataset:
 
 def _sample_watches(rng: np.random.Generator, logits: np.ndarray,
                     config: SyntheticConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Per user, draws items without replacement with P ~ softmax(logits) (Gumbel top-k)."""
+    """Per user, draws items without replacement, P ~ softmax(logits) (Gumbel top-k)."""
     num_users, num_items = logits.shape
     counts = rng.poisson(config.interactions_per_user, size=num_users)
     counts = np.clip(counts, 5, max(5, num_items // 2))

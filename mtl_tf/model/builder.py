@@ -7,14 +7,36 @@ import pandas as pd
 import tensorflow as tf
 
 from mtl_tf import features as F
-from mtl_tf.config import Config
+from mtl_tf.config import Config, ModelConfig
 from mtl_tf.data.dataset import RecDataset
 from mtl_tf.model.catalog import ItemCatalog
 from mtl_tf.model.history import UserHistory
 from mtl_tf.model.multitask import MultiTaskRecommender
 from mtl_tf.model.ranking import architecture_args, build_ranking_network
-from mtl_tf.model.weighting import build_weighting
 from mtl_tf.model.towers import CandidateTower, QueryTower
+from mtl_tf.model.weighting import build_weighting
+
+
+def pretrained_title_embeddings(titles: list[str], model: ModelConfig) -> np.ndarray:
+    """Encodes every title once with the frozen pretrained encoder (the cache).
+
+    Returns [len(titles) + 1, hidden] unit-norm embeddings; row 0 (the unknown
+    item) is zeros.
+    """
+    from mtl_tf.model import text_encoder
+
+    if model.text_encoder == "tiny":
+        words = sorted({w for t in titles for w in t.lower().split()})
+        backbone, tokenizer = text_encoder.tiny_backbone(words)
+    else:
+        backbone, tokenizer = text_encoder.load_backbone_and_tokenizer(
+            model.text_encoder)
+    tokens = text_encoder.tokenize_texts(tokenizer, [""] + titles,
+                                         model.text_encoder_sequence_length)
+    cache = text_encoder.encode_texts(backbone, tokens, pooling=model.text_pooling,
+                                      normalize=True, verbose=0)
+    cache[0] = 0.0
+    return cache
 
 
 def build_model(config: Config, data: RecDataset,
@@ -29,13 +51,16 @@ def build_model(config: Config, data: RecDataset,
     train_items = set(train[F.ITEM_ID].astype(str))
     items = data.items
     item_ids = items[F.ITEM_ID].astype(str).tolist()
+    titles = items[F.ITEM_TITLE].fillna("").astype(str).tolist()
     catalog = ItemCatalog(
-        item_ids, items[F.ITEM_TITLE].fillna("").astype(str).tolist(),
+        item_ids, titles,
         list(items[F.ITEM_GENRES]),
         vocabulary_titles=[t for i, t in zip(item_ids, items[F.ITEM_TITLE].astype(str))
                            if i in train_items],
         max_tokens=model_config.text_max_tokens,
-        sequence_length=model_config.text_sequence_length)
+        sequence_length=model_config.text_sequence_length,
+        text_embeddings=(None if model_config.text_encoder == "bow"
+                         else pretrained_title_embeddings(titles, model_config)))
     dim = model_config.embedding_dim
     query_tower = QueryTower(sorted(set(train[F.USER_ID].astype(str))),
                              model_config.user_features, dim,

@@ -1,4 +1,4 @@
-"""The item catalog baked into the model: id -> row lookup plus tokenized text and genres."""
+"""The item catalog baked into the model: id -> row, tokenized text and genres."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ class ItemCatalog(tf.keras.layers.Layer):
         vocabulary_titles: titles the text vocabulary is learned from.
         max_tokens: text vocabulary size (incl. padding and OOV).
         sequence_length: title tokens kept per item.
+        text_embeddings: optional [len(item_ids) + 1, hidden] title embeddings from
+            a frozen pretrained encoder (row 0: the unknown item), computed once.
 
     Example:
         >>> catalog = ItemCatalog(["7"], ["Space Robot"], [(15,)], ["Space Robot"])
@@ -34,7 +36,8 @@ class ItemCatalog(tf.keras.layers.Layer):
 
     def __init__(self, item_ids: Sequence[str], titles: Sequence[str],
                  genres: Sequence[Sequence[int]], vocabulary_titles: Sequence[str],
-                 max_tokens: int = 5000, sequence_length: int = 12, **kwargs):
+                 max_tokens: int = 5000, sequence_length: int = 12,
+                 text_embeddings: np.ndarray | None = None, **kwargs):
         super().__init__(**kwargs)
         if not (len(item_ids) == len(titles) == len(genres)):
             raise ValueError("ItemCatalog: item_ids, titles and genres must align. "
@@ -56,6 +59,13 @@ class ItemCatalog(tf.keras.layers.Layer):
         self.title_tokens = tf.constant(tokens, tf.int64)
         self.genre_multi_hot = tf.constant(multi_hot)
         self.catalog_ids = tf.constant(self.item_ids)
+        self.text_embeddings = None
+        if text_embeddings is not None:
+            if text_embeddings.shape[0] != len(item_ids) + 1:
+                raise ValueError("ItemCatalog: text_embeddings needs one row per item "
+                                 f"plus the unknown row ({len(item_ids) + 1}). "
+                                 f"Received shape {text_embeddings.shape}.")
+            self.text_embeddings = tf.constant(text_embeddings, tf.float32)
         self._table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
                 self.catalog_ids, tf.range(1, len(item_ids) + 1, dtype=tf.int64)),
@@ -72,6 +82,8 @@ class ItemCatalog(tf.keras.layers.Layer):
 
     def call(self, item_ids: tf.Tensor) -> dict[str, tf.Tensor]:
         rows = self.rows(item_ids)
-        return {"rows": rows,
-                "title_tokens": tf.gather(self.title_tokens, rows),
+        side = {"rows": rows, "title_tokens": tf.gather(self.title_tokens, rows),
                 "genres": tf.gather(self.genre_multi_hot, rows)}
+        if self.text_embeddings is not None:
+            side["text_embeddings"] = tf.gather(self.text_embeddings, rows)
+        return side

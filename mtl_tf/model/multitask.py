@@ -10,9 +10,14 @@ import tensorflow_recommenders as tfrs
 from mtl_tf import features as F
 from mtl_tf.config import TaskConfig
 from mtl_tf.model.catalog import ItemCatalog
-from mtl_tf.model.weighting import (FixedWeighting, GradNorm, LossWeighting,
-                                    clip_gradients, pcgrad)
 from mtl_tf.model.towers import CandidateTower, QueryTower
+from mtl_tf.model.weighting import (
+    FixedWeighting,
+    GradNorm,
+    LossWeighting,
+    clip_gradients,
+    pcgrad,
+)
 
 
 class CatalogTopK(tfrs.layers.factorized_top_k.TopK):

@@ -13,7 +13,8 @@ from mtl_tf.model.history import UserHistory
 
 def _id_embedding(vocabulary: Sequence[str], dim: int, num_oov: int, name: str):
     lookup = tf.keras.layers.StringLookup(vocabulary=list(vocabulary),
-                                          num_oov_indices=num_oov, name=f"{name}_lookup")
+                                          num_oov_indices=num_oov,
+                                          name=f"{name}_lookup")
     embedding = tf.keras.layers.Embedding(len(vocabulary) + num_oov, dim,
                                           name=f"{name}_embedding")
     return lookup, embedding
@@ -101,6 +102,8 @@ class CandidateTower(tf.keras.layers.Layer):
             item_ids, dim, num_oov_buckets, "item_id")
         self.word_embedding = tf.keras.layers.Embedding(
             catalog.text_vocabulary_size, dim, name="title_word_embedding")
+        # With cached pretrained title embeddings, a projection replaces the BOW.
+        self.text_projection = tf.keras.layers.Dense(dim, name="title_projection")
         self.genre_embedding = tf.keras.layers.Dense(
             dim // 2, use_bias=False, name="genre_embedding")
         self.projection = tf.keras.layers.Dense(dim, name="item_projection")
@@ -109,10 +112,13 @@ class CandidateTower(tf.keras.layers.Layer):
         # Encode each distinct item of the batch once.
         unique_ids, positions = tf.unique(item_ids)
         side = self.catalog(unique_ids)
-        tokens = side["title_tokens"]
-        mask = tf.cast(tokens > 0, tf.float32)[..., None]
-        words = tf.reduce_sum(self.word_embedding(tokens) * mask, axis=1)
-        words = words / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+        if "text_embeddings" in side:
+            words = self.text_projection(side["text_embeddings"])
+        else:
+            tokens = side["title_tokens"]
+            mask = tf.cast(tokens > 0, tf.float32)[..., None]
+            words = tf.reduce_sum(self.word_embedding(tokens) * mask, axis=1)
+            words = words / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
         genres = side["genres"] / tf.maximum(
             tf.reduce_sum(side["genres"], axis=1, keepdims=True), 1.0)
         parts = [self.id_embedding(self.id_lookup(unique_ids)), words,
