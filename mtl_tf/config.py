@@ -16,7 +16,7 @@ from typing import Any
 from mtl_tf import features as F
 
 DATA_SOURCES = ("synthetic", "movielens", "tfds")
-SPLITS = ("random", "temporal")
+SPLITS = ("random", "temporal", "cold_items")
 TASK_TYPES = ("regression", "binary", "retrieval")
 OPTIMIZERS = ("adam", "adagrad")
 MTL_ARCHITECTURES = ("shared_bottom", "single_task", "mmoe", "ple")
@@ -46,8 +46,10 @@ class DataConfig:
         data_dir: directory of a local MovieLens copy (source "movielens") or TFDS's
             data directory (source "tfds").
         tfds_name: TFDS ratings dataset, e.g. "movielens/100k-ratings".
-        split: "random" (seeded) or "temporal" (each user's latest interactions
-            held out).
+        split: "random" (seeded), "temporal" (each user's latest interactions
+            held out) or "cold_items" (a share of items held out of training
+            entirely; metrics are also reported for cold and warm test items).
+        cold_item_fraction: share of items held out by the "cold_items" split.
         test_fraction: share of interactions in the test split.
         validation_fraction: share of the remaining interactions used for validation
             (early stopping).
@@ -62,6 +64,7 @@ class DataConfig:
     split: str = "random"
     test_fraction: float = 0.2
     validation_fraction: float = 0.1
+    cold_item_fraction: float = 0.1
     seed: int = 42
     lenient: bool = False
     like_threshold: float = 4.0
@@ -139,13 +142,15 @@ class ModelConfig:
     Attributes:
         embedding_dim: width of id/feature embeddings and of the tower outputs.
         user_features: user side features the query tower embeds.
-        text_encoder: "bow" (a bag of words over `TextVectorization` tokens), or a
+        text_encoder: "none" (no title features), "bow" (a bag of words over
+            `TextVectorization` tokens), or a
             pretrained keras-nlp encoder used frozen: a keras-nlp preset name
             (e.g. "bert_tiny_en_uncased"), an "hf://" handle, a local Hugging Face
             checkpoint directory, "minilm" (the offline all-MiniLM-L6-v2 package)
             or "tiny" (an untrained from-config backbone, for tests). The catalog's
             titles are encoded once and cached; see `mtl_tf.model.text_encoder`.
         text_pooling: "mean" or "cls" pooling of the pretrained encoder.
+        item_genres: embed the item's genres in the candidate tower.
         text_encoder_sequence_length: word pieces per title for pretrained encoders.
         text_max_tokens: vocabulary size of the bag-of-words title encoder.
         text_sequence_length: title tokens kept per item.
@@ -173,6 +178,7 @@ class ModelConfig:
     user_features: tuple[str, ...] = F.USER_FEATURES
     text_encoder: str = "bow"
     text_pooling: str = "mean"
+    item_genres: bool = True
     text_encoder_sequence_length: int = 32
     text_max_tokens: int = 5000
     text_sequence_length: int = 12

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mtl_tf import features as F
 from mtl_tf.config import Config
 from mtl_tf.data import RecDataset, load_data
 from mtl_tf.data.pipeline import example_arrays, make_dataset
@@ -37,7 +38,8 @@ def prepare_data(config: Config, data: RecDataset | None = None) -> PreparedData
     """Loads (unless `data` is given) and splits the data set of `config`."""
     data = data if data is not None else load_data(config.data, config.synthetic)
     parts = split(data.interactions, config.data.split, config.data.test_fraction,
-                  config.data.validation_fraction, config.data.seed)
+                  config.data.validation_fraction, config.data.seed,
+                  config.data.cold_item_fraction)
     arrays = {name: example_arrays(data, frame, config.data.like_threshold)
               for name, frame in (("train", parts.train),
                                   ("validation", parts.validation),
@@ -49,10 +51,29 @@ def evaluate(model, prepared: PreparedData) -> dict[str, float]:
     """Test metrics: each task's metric and retrieval hit rates (both protocols)."""
     from mtl_tf import scoring
 
-    metrics = scoring.task_metrics(model, prepared.arrays["test"])
+    metrics = _split_metrics(model, prepared, None)
+    cold = prepared.splits.cold_items
+    if cold:
+        for name, wanted in (("cold", True), ("warm", False)):
+            metrics.update({f"{name}_{k}": v for k, v in
+                            _split_metrics(model, prepared, (cold, wanted)).items()})
+    return metrics
+
+
+def _split_metrics(model, prepared: PreparedData, subset) -> dict[str, float]:
+    """Test metrics of all test rows, or of rows whose item is (not) in a set."""
+    from mtl_tf import scoring
+
+    test, arrays = prepared.splits.test, prepared.arrays["test"]
+    if subset is not None:
+        items, wanted = subset
+        keep = test[F.ITEM_ID].astype(str).isin(items).to_numpy() == wanted
+        test = test[keep].reset_index(drop=True)
+        arrays = {k: v[keep] for k, v in arrays.items()}
+    metrics = scoring.task_metrics(model, arrays)
     if model.retrieval_task is not None:
         metrics.update(scoring.retrieval_metrics(model, prepared.data, prepared.seen,
-                                                 prepared.splits.test))
+                                                 test))
     return metrics
 
 

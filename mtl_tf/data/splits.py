@@ -17,6 +17,7 @@ class Splits:
     train: pd.DataFrame
     validation: pd.DataFrame
     test: pd.DataFrame
+    cold_items: frozenset[str] = frozenset()
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "validation": len(self.validation),
@@ -69,14 +70,38 @@ def temporal_split(interactions: pd.DataFrame, test_fraction: float,
                   test=frame[is_test].reset_index(drop=True))
 
 
+def cold_item_split(interactions: pd.DataFrame, test_fraction: float,
+                    validation_fraction: float, seed: int,
+                    cold_item_fraction: float) -> Splits:
+    """Holds a seeded share of items out of training entirely (cold start).
+
+    Every interaction with a cold item goes to test; the other interactions are
+    split with `random_split`. `Splits.cold_items` names the cold items, so metrics
+    can be reported for cold and warm test items separately.
+    """
+    items = np.sort(interactions[F.ITEM_ID].astype(str).unique())
+    rng = np.random.default_rng(seed + 1)
+    count = int(round(len(items) * cold_item_fraction))
+    cold = frozenset(rng.choice(items, size=count, replace=False).tolist())
+    is_cold = interactions[F.ITEM_ID].astype(str).isin(cold).to_numpy()
+    warm = random_split(interactions[~is_cold].reset_index(drop=True), test_fraction,
+                        validation_fraction, seed)
+    test = pd.concat([warm.test, interactions[is_cold]], ignore_index=True)
+    return Splits(warm.train, warm.validation, test, cold_items=cold)
+
+
 def split(interactions: pd.DataFrame, method: str, test_fraction: float,
-          validation_fraction: float, seed: int) -> Splits:
-    """Dispatches to `random_split` or `temporal_split` by `method`."""
+          validation_fraction: float, seed: int, cold_item_fraction: float = 0.1
+          ) -> Splits:
+    """Dispatches to `random_split`, `temporal_split` or `cold_item_split`."""
     if method == "random":
         return random_split(interactions, test_fraction, validation_fraction, seed)
     if method == "temporal":
         return temporal_split(interactions, test_fraction, validation_fraction)
-    raise ValueError("data.split must be 'random' or 'temporal'. "
+    if method == "cold_items":
+        return cold_item_split(interactions, test_fraction, validation_fraction, seed,
+                               cold_item_fraction)
+    raise ValueError("data.split must be 'random', 'temporal' or 'cold_items'. "
                      f"Received: {method!r}.")
 
 

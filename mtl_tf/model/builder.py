@@ -59,7 +59,7 @@ def build_model(config: Config, data: RecDataset,
                            if i in train_items],
         max_tokens=model_config.text_max_tokens,
         sequence_length=model_config.text_sequence_length,
-        text_embeddings=(None if model_config.text_encoder == "bow"
+        text_embeddings=(None if model_config.text_encoder in ("bow", "none")
                          else pretrained_title_embeddings(titles, model_config)))
     dim = model_config.embedding_dim
     query_tower = QueryTower(sorted(set(train[F.USER_ID].astype(str))),
@@ -67,7 +67,10 @@ def build_model(config: Config, data: RecDataset,
                              model_config.num_oov_buckets, name="query_tower")
     # Unknown items share one OOV row: the export bakes exactly that vector.
     candidate_tower = CandidateTower(sorted(train_items), catalog, dim,
-                                     num_oov_buckets=1, name="candidate_tower")
+                                     num_oov_buckets=1,
+                                     use_text=model_config.text_encoder != "none",
+                                     use_genres=model_config.item_genres,
+                                     name="candidate_tower")
     if model_config.user_history:
         user_rows = query_tower.id_lookup(train[F.USER_ID].astype(str).to_numpy())
         item_rows = candidate_tower.id_lookup(train[F.ITEM_ID].astype(str).to_numpy())

@@ -91,11 +91,16 @@ class CandidateTower(tf.keras.layers.Layer):
         catalog: the `ItemCatalog` with every item's text and genres.
         dim: output (and embedding) width.
         num_oov_buckets: OOV rows for unknown ids.
+        use_text, use_genres: include the title / genre features (both off: an
+            id-only tower).
     """
 
     def __init__(self, item_ids: Sequence[str], catalog: ItemCatalog, dim: int,
-                 num_oov_buckets: int = 1, **kwargs):
+                 num_oov_buckets: int = 1, use_text: bool = True,
+                 use_genres: bool = True, **kwargs):
         super().__init__(**kwargs)
+        self.use_text = use_text
+        self.use_genres = use_genres
         self.catalog = catalog
         self.dim = dim
         self.id_lookup, self.id_embedding = _id_embedding(
@@ -112,16 +117,17 @@ class CandidateTower(tf.keras.layers.Layer):
         # Encode each distinct item of the batch once.
         unique_ids, positions = tf.unique(item_ids)
         side = self.catalog(unique_ids)
-        if "text_embeddings" in side:
-            words = self.text_projection(side["text_embeddings"])
-        else:
+        parts = [self.id_embedding(self.id_lookup(unique_ids))]
+        if self.use_text and "text_embeddings" in side:
+            parts.append(self.text_projection(side["text_embeddings"]))
+        elif self.use_text:
             tokens = side["title_tokens"]
             mask = tf.cast(tokens > 0, tf.float32)[..., None]
             words = tf.reduce_sum(self.word_embedding(tokens) * mask, axis=1)
-            words = words / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
-        genres = side["genres"] / tf.maximum(
-            tf.reduce_sum(side["genres"], axis=1, keepdims=True), 1.0)
-        parts = [self.id_embedding(self.id_lookup(unique_ids)), words,
-                 self.genre_embedding(genres)]
+            parts.append(words / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0))
+        if self.use_genres:
+            genres = side["genres"] / tf.maximum(
+                tf.reduce_sum(side["genres"], axis=1, keepdims=True), 1.0)
+            parts.append(self.genre_embedding(genres))
         encoded = self.projection(tf.concat(parts, axis=-1))
         return tf.gather(encoded, positions)

@@ -1,0 +1,98 @@
+"""Item text encoders on warm and cold-start items: id-only vs bag of words vs MiniLM.
+
+Uses the "cold_items" split: 10% of items are held out of training entirely, the
+other interactions are split 80/20 at random (seed 42). Reports hit rate@10/@100
+(seen items excluded) and rating RMSE for warm and cold test items, training
+examples/s and the peak resident memory of each variant (each runs in its own
+process). Fine-tuned MiniLM is not part of this table yet: only the frozen
+(cached) encoder is wired into the towers.
+
+Usage:
+    python benchmarks/text_encoders.py --data-dir ../shared/data/ml-100k [--out docs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+VARIANTS = {
+    "id only": ["model.text_encoder=none", "model.item_genres=false"],
+    "bag of words": ["model.text_encoder=bow"],
+    "MiniLM frozen": ["model.text_encoder=minilm"],
+}
+COLUMNS = ["data", "encoder", "warm hr@10", "warm hr@100", "cold hr@10",
+           "cold hr@100", "warm rmse", "cold rmse", "train ex/s", "peak MB"]
+
+
+def run_variant(source: list[str], overrides: list[str]) -> dict:
+    """Trains one variant in this process; returns its metrics and costs."""
+    import mtl_tf  # noqa: F401
+    from mtl_tf.config import apply_overrides, get_preset
+    from mtl_tf.experiment import run
+
+    config = apply_overrides(get_preset("default"), source + [
+        "data.split=cold_items", "data.seed=42"] + overrides)
+    with tempfile.TemporaryDirectory() as run_dir:
+        result = run(config, run_dir, export=False, verbose=0)
+    metrics = result["metrics"]
+    return {"warm hr@10": metrics["warm_hit_rate_at_10"],
+            "warm hr@100": metrics["warm_hit_rate_at_100"],
+            "cold hr@10": metrics["cold_hit_rate_at_10"],
+            "cold hr@100": metrics["cold_hit_rate_at_100"],
+            "warm rmse": metrics["warm_rating_rmse"],
+            "cold rmse": metrics["cold_rating_rmse"],
+            "train ex/s": result["training"]["examples_per_second"],
+            "peak MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", help="ml-100k folder (omit: synthetic only)")
+    parser.add_argument("--out", default="docs")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:  # One variant in a fresh process, so peak memory is its own.
+        spec = json.loads(args.child)
+        print("RESULT " + json.dumps(run_variant(spec["source"], spec["overrides"])))
+        return 0
+
+    sources = {"synthetic": ["data.source=synthetic"]}
+    if args.data_dir:
+        sources["ml-100k"] = ["data.source=movielens",
+                              f"data.data_dir={args.data_dir}"]
+    rows = []
+    for data, source in sources.items():
+        for encoder, overrides in VARIANTS.items():
+            spec = json.dumps({"source": source, "overrides": overrides})
+            process = subprocess.run([sys.executable, __file__, "--child", spec],
+                                     capture_output=True, text=True)
+            lines = [line for line in process.stdout.splitlines()
+                     if line.startswith("RESULT ")]
+            if process.returncode or not lines:
+                print(process.stderr[-3000:], file=sys.stderr)
+                raise SystemExit(f"variant {data}/{encoder} failed")
+            rows.append({"data": data, "encoder": encoder,
+                         **json.loads(lines[-1][len("RESULT "):])})
+            print(f"  {data} / {encoder}: done", flush=True)
+
+    from mtl_tf.evaluation import format_table
+
+    print(format_table(rows, COLUMNS))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "text_encoders.csv", "w", newline="") as stream:
+        writer = csv.DictWriter(stream, COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
