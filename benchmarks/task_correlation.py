@@ -33,11 +33,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf  # noqa: E402
 
 import mtl_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from mtl_tf.evaluation import format_table  # noqa: E402
-from mtl_tf.model.architectures import (  # noqa: E402
+
+# isort: split
+import tensorflow as tf
+
+from mtl_tf.evaluation import format_table
+from mtl_tf.model.architectures import (
     build_architecture,
     parameter_count,
     units_for_budget,
@@ -53,7 +56,7 @@ REFERENCE = ("mmoe", {"num_experts": 8, "expert_units": (16,)})
 # PLE gets the same 8 experts in total: 2 per task + 4 shared, one level (CGC).
 PLE_EXPERTS = {"num_levels": 1, "num_task_experts": 2, "num_shared_experts": 4}
 CSV_COLUMNS = ["correlation", "architecture", "seed", "test_loss", "params",
-               "body_params", "body_kwargs", "task_1_mse", "task_2_mse",
+               "train_loss", "body_params", "body_kwargs", "task_1_mse", "task_2_mse",
                "label_pearson", "train_seconds"]
 
 
@@ -109,8 +112,9 @@ def body_kwargs() -> dict[str, dict]:
                                     **PLE_EXPERTS)}
 
 
-def build_model(arch: str, kwargs: dict, learning_rate: float,
-                zero_gates: bool = False) -> tuple[tf.keras.Model, tf.keras.layers.Layer]:
+def build_model(
+    arch: str, kwargs: dict, learning_rate: float, zero_gates: bool = False,
+) -> tuple[tf.keras.Model, tf.keras.layers.Layer]:
     """Body + one Dense(8, relu) -> Dense(1) tower per task, compiled; and the body.
 
     `zero_gates` (an ablation, not the library's default) starts every gate kernel
@@ -146,10 +150,16 @@ def run_one(arch: str, kwargs: dict, data: dict, seed: int, epochs: int,
     model.fit(data["x_train"], labels(data["y_train"]), batch_size=batch_size,
               epochs=epochs, shuffle=True, verbose=0)
     seconds = time.perf_counter() - start
-    pred = model.predict(data["x_test"], batch_size=1024, verbose=0)
-    mse = [float(np.mean((pred[f"task_{k + 1}"][:, 0] - data["y_test"][:, k]) ** 2))
-           for k in range(NUM_TASKS)]
-    return {"test_loss": float(np.mean(mse)), "task_1_mse": mse[0],
+
+    def task_mse(split: str) -> list[float]:
+        pred = model.predict(data[f"x_{split}"], batch_size=2048, verbose=0)
+        return [float(np.mean((pred[f"task_{k + 1}"][:, 0]
+                               - data[f"y_{split}"][:, k]) ** 2))
+                for k in range(NUM_TASKS)]
+
+    mse = task_mse("test")
+    return {"test_loss": float(np.mean(mse)),
+            "train_loss": float(np.mean(task_mse("train"))), "task_1_mse": mse[0],
             "task_2_mse": mse[1], "params": int(model.count_params()),
             "body_params": int(body.count_params()), "train_seconds": seconds}
 
@@ -162,10 +172,60 @@ def summary_rows(results: list[dict], correlations, archs) -> list[dict]:
             losses = [r["test_loss"] for r in results
                       if r["architecture"] == arch and r["correlation"] == p]
             if losses:
-                row[f"p={p:g}"] = (f"{np.mean(losses):.4f} ± "
-                                   f"{np.std(losses, ddof=1) if len(losses) > 1 else 0:.4f}")
+                std = np.std(losses, ddof=1) if len(losses) > 1 else 0.0
+                row[f"p={p:g}"] = f"{np.mean(losses):.4f} ± {std:.4f}"
         rows.append(row)
     return rows
+
+
+def _losses(results: list[dict], arch: str, p: float) -> dict[int, float]:
+    return {r["seed"]: r["test_loss"] for r in results
+            if r["architecture"] == arch and r["correlation"] == p}
+
+
+def paired_rows(results: list[dict], correlations, archs) -> list[dict]:
+    """Per seed, loss / shared_bottom's loss on the same data; mean over seeds and
+    the number of seeds where the architecture beats shared_bottom."""
+    rows = []
+    for arch in archs:
+        row = {"architecture": arch}
+        for p in correlations:
+            base, own = _losses(results, "shared_bottom", p), _losses(results, arch, p)
+            seeds = sorted(set(base) & set(own))
+            if seeds:
+                ratio = np.mean([own[s] / base[s] for s in seeds])
+                wins = sum(own[s] < base[s] for s in seeds)
+                row[f"p={p:g}"] = f"{ratio:.2f} ({wins}/{len(seeds)} below)"
+        rows.append(row)
+    return rows
+
+
+def acceptance(results: list[dict], correlations) -> list[str]:
+    """The two checks of the brief: gated models beat shared_bottom on average at
+    p <= 0.5; at p = 1 the largest gap between architecture means is within the
+    seed spread (the largest std over seeds of any architecture)."""
+    lines = []
+    archs = sorted({r["architecture"] for r in results})
+    mean = {(a, p): np.mean(list(_losses(results, a, p).values()))
+            for a in archs for p in correlations if _losses(results, a, p)}
+    for p in [p for p in correlations if p <= 0.5]:
+        for arch in ("mmoe", "ple"):
+            if (arch, p) in mean and ("shared_bottom", p) in mean:
+                ok = mean[arch, p] < mean["shared_bottom", p]
+                lines.append(f"p={p:g}: {arch} {mean[arch, p]:.4f} "
+                             f"{'<' if ok else '>='} shared_bottom "
+                             f"{mean['shared_bottom', p]:.4f} -> "
+                             f"{'PASS' if ok else 'FAIL'}")
+    if 1.0 in correlations:
+        means = [mean[a, 1.0] for a in archs if (a, 1.0) in mean]
+        stds = [np.std(list(_losses(results, a, 1.0).values()), ddof=1)
+                for a in archs if len(_losses(results, a, 1.0)) > 1]
+        if means and stds:
+            gap, spread = max(means) - min(means), max(stds)
+            lines.append(f"p=1: largest gap between means {gap:.4f} "
+                         f"{'<=' if gap <= spread else '>'} largest seed std "
+                         f"{spread:.4f} -> {'PASS' if gap <= spread else 'FAIL'}")
+    return lines
 
 
 def plot(results: list[dict], correlations, archs, path: Path, title: str) -> None:
@@ -253,12 +313,20 @@ def main(argv: list[str] | None = None) -> int:
                              for k in CSV_COLUMNS})
     png_path = out / f"{args.name}.png"
     plot(results, args.correlations, args.archs, png_path,
-         f"MMoE synthetic task (Ma et al. 2018): {args.seeds} seeds, "
-         f"{args.epochs} epochs; band = min-max")
+         f"MMoE synthetic task (Ma et al. 2018): {args.train_size:,} train, "
+         f"{args.epochs} epochs, lr {args.learning_rate:g}"
+         f"{', zero-init gates' if args.zero_gates else ''}\n"
+         f"mean over {args.seeds} seeds, band = min-max")
     columns = ["architecture"] + [f"p={p:g}" for p in args.correlations]
     print("\ntest loss, mean ± std over seeds (std with ddof=1):")
     print(format_table(summary_rows(results, args.correlations, args.archs),
                        columns))
+    if "shared_bottom" in args.archs:
+        print("\ntest loss / shared_bottom's on the same data, mean over seeds:")
+        print(format_table(paired_rows(results, args.correlations, args.archs),
+                           columns))
+        print("\nacceptance checks:")
+        print("\n".join(acceptance(results, args.correlations)))
     pearson = {p: np.mean([r["label_pearson"] for r in results
                            if r["correlation"] == p]) for p in args.correlations}
     print("label Pearson correlation (train, mean over seeds):",

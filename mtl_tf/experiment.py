@@ -49,7 +49,6 @@ def prepare_data(config: Config, data: RecDataset | None = None) -> PreparedData
 
 def evaluate(model, prepared: PreparedData) -> dict[str, float]:
     """Test metrics: each task's metric and retrieval hit rates (both protocols)."""
-    from mtl_tf import scoring
 
     metrics = _split_metrics(model, prepared, None)
     cold = prepared.splits.cold_items

@@ -88,7 +88,12 @@ def retrieval_metrics(model: MultiTaskRecommender, data: RecDataset,
 def hit_rate_metrics(score_fn, data: RecDataset, seen_interactions: pd.DataFrame,
                      test: pd.DataFrame, ks: tuple[int, ...] = (10, 100)
                      ) -> dict[str, float]:
-    """Hit rates of any scorer (users x catalog) under both protocols."""
+    """Hit rates of any scorer (users x catalog) under both protocols.
+
+    Ties count as a uniformly random order among the tied items (`ties="average"`),
+    so a model that gives many items one score (e.g. the shared OOV vector of
+    cold items) gets no credit for the tie.
+    """
     test_users = index_of(test[F.USER_ID], data.users[F.USER_ID])
     test_items = index_of(test[F.ITEM_ID], data.items[F.ITEM_ID])
     keep = (test_users >= 0) & (test_items >= 0)
@@ -97,9 +102,11 @@ def hit_rate_metrics(score_fn, data: RecDataset, seen_interactions: pd.DataFrame
         index_of(seen_interactions[F.ITEM_ID], data.items[F.ITEM_ID]),
         num_users=data.num_users, num_items=data.num_items)
     excluded = evaluation.hit_rates(score_fn, test_users[keep], test_items[keep],
-                                    num_items=data.num_items, seen=seen, ks=ks)
+                                    num_items=data.num_items, seen=seen, ks=ks,
+                                    ties="average")
     included = evaluation.hit_rates(score_fn, test_users[keep], test_items[keep],
-                                    num_items=data.num_items, seen=None, ks=ks)
+                                    num_items=data.num_items, seen=None, ks=ks,
+                                    ties="average")
     out = dict(excluded)
     out.update({f"{k}_seen_included": v for k, v in included.items()})
     return out

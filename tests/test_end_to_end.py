@@ -123,22 +123,29 @@ def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return -np.sort(-scores, axis=1)[:, :k]
 
 
-@pytest.fixture(scope="module")
-def plain_tf_outputs(tmp_path_factory, trained_tiny):
-    """Runs the three signatures in a TensorFlow-only subprocess."""
-    tmp = tmp_path_factory.mktemp("plain_tf")
-    catalog_ids = trained_tiny["prepared"].data.items[F.ITEM_ID].astype(str).tolist()
-    inputs = _serving_inputs(trained_tiny["prepared"], catalog_ids)
+def serve_in_plain_tensorflow(export_dir, prepared, tmp) -> tuple[dict, dict, list]:
+    """Runs the three signatures of `export_dir` in a TensorFlow-only subprocess.
+
+    Returns (inputs, outputs, catalog ids); outputs are keyed `<signature>/<name>`.
+    """
+    catalog_ids = prepared.data.items[F.ITEM_ID].astype(str).tolist()
+    inputs = _serving_inputs(prepared, catalog_ids)
     np.savez(tmp / "inputs.npz", **inputs)
     script = tmp / "serve.py"
     script.write_text(SERVING_SCRIPT)
     process = subprocess.run(
-        [sys.executable, str(script), str(trained_tiny["export"]),
+        [sys.executable, str(script), str(export_dir),
          str(tmp / "inputs.npz"), str(tmp / "outputs.npz")],
         cwd=tmp, env=_clean_env(), capture_output=True, text=True, timeout=300)
     assert process.returncode == 0, process.stderr[-4000:]
     assert "SERVED OK" in process.stdout
     return inputs, dict(np.load(tmp / "outputs.npz")), catalog_ids
+
+
+@pytest.fixture(scope="module")
+def plain_tf_outputs(tmp_path_factory, trained_tiny):
+    return serve_in_plain_tensorflow(trained_tiny["export"], trained_tiny["prepared"],
+                                     tmp_path_factory.mktemp("plain_tf"))
 
 
 def test_serving_default_matches_in_memory_model(plain_tf_outputs, trained_tiny):

@@ -1,9 +1,6 @@
 """Every MTL architecture and loss weighting trains, exports and serves in plain TF."""
 
-import subprocess  # noqa: I001  (mtl_tf must be imported before tensorflow)
-import sys
-
-import numpy as np
+import numpy as np  # noqa: I001  (mtl_tf must be imported before tensorflow)
 import pytest
 
 import mtl_tf  # noqa: F401
@@ -12,7 +9,7 @@ import tensorflow as tf
 from mtl_tf import experiment
 from mtl_tf import features as F
 from mtl_tf.config import apply_overrides
-from test_end_to_end import SERVING_SCRIPT, _clean_env, _serving_inputs
+from test_end_to_end import serve_in_plain_tensorflow
 
 VARIANTS = {
     "mmoe": ["model.mtl=mmoe"],
@@ -45,17 +42,8 @@ def test_variant_trains_exports_and_serves(variant, tmp_path, tiny_config,
         assert sum(weights.values()) == pytest.approx(3.0, rel=1e-4)
     assert result["metrics"]["rating_rmse"] < 1.5
 
-    catalog_ids = tiny_prepared.data.items[F.ITEM_ID].astype(str).tolist()
-    inputs = _serving_inputs(tiny_prepared, catalog_ids)
-    np.savez(tmp_path / "inputs.npz", **inputs)
-    script = tmp_path / "serve.py"
-    script.write_text(SERVING_SCRIPT)
-    process = subprocess.run(
-        [sys.executable, str(script), str(result["export"]),
-         str(tmp_path / "inputs.npz"), str(tmp_path / "outputs.npz")],
-        cwd=tmp_path, env=_clean_env(), capture_output=True, text=True, timeout=300)
-    assert process.returncode == 0, process.stderr[-4000:]
-    outputs = dict(np.load(tmp_path / "outputs.npz"))
+    inputs, outputs, _ = serve_in_plain_tensorflow(result["export"], tiny_prepared,
+                                                   tmp_path)
     features = {k: tf.constant(inputs[k]) for k in
                 (F.USER_ID, F.USER_AGE, F.USER_GENDER, F.USER_OCCUPATION, F.ITEM_ID)}
     expected = result["model"](features, training=False)

@@ -70,7 +70,8 @@ class MultiTaskRecommender(tfrs.models.Model):
         tasks: the task configs (name, type, label, weight).
         catalog: the item catalog (for extra negatives and evaluation metrics).
         temperature: retrieval softmax temperature.
-        extra_negatives: catalog items sampled as extra negatives per step (0: none).
+        extra_negatives: training items sampled uniformly as extra negatives per
+            step (0: none).
         logq_correction: correct in-batch logits by the log of each candidate's
             sampling probability (Yi et al., RecSys 2019).
         item_probabilities: per catalog row (row 0 = unknown), the share of training
@@ -100,9 +101,14 @@ class MultiTaskRecommender(tfrs.models.Model):
         self.task_configs = tuple(tasks)
         self.extra_negatives = int(extra_negatives)
         self.logq_correction = logq_correction
-        probabilities = item_probabilities or [1.0] * (catalog.size + 1)
+        probabilities = item_probabilities or [0.0] + [1.0] * catalog.size
         self._log_item_probability = tf.math.log(
             tf.maximum(tf.constant(probabilities, tf.float32), 1e-9))
+        # Extra negatives come from items with training interactions only: sampling
+        # held-out (cold) items as negatives would teach the model to bury them.
+        self._negative_rows = tf.constant(
+            [row for row, p in enumerate(probabilities) if row > 0 and p > 0],
+            tf.int64)
         self.retrieval_task = None
         self.ranking_tasks = {}
         for task in self.task_configs:
@@ -228,13 +234,15 @@ class MultiTaskRecommender(tfrs.models.Model):
         if self.logq_correction:
             sampling = tf.exp(tf.gather(self._log_item_probability, candidate_ids))
         if self.extra_negatives > 0 and training:
-            rows = tf.random.uniform([self.extra_negatives], 1, self.catalog.size + 1,
-                                     dtype=tf.int64)
+            rows = tf.gather(self._negative_rows, tf.random.uniform(
+                [self.extra_negatives], 0, tf.size(self._negative_rows, tf.int64),
+                dtype=tf.int64))
             extra_ids = tf.gather(self.catalog.catalog_ids, rows - 1)
             candidates = tf.concat([candidates, self.item_embeddings(extra_ids)], 0)
             candidate_ids = tf.concat([candidate_ids, rows], 0)
             if sampling is not None:
-                uniform = tf.fill([self.extra_negatives], 1.0 / self.catalog.size)
+                pool = tf.cast(tf.size(self._negative_rows), tf.float32)
+                uniform = tf.fill([self.extra_negatives], 1.0 / pool)
                 sampling = tf.concat([sampling, uniform], 0)
         return self.retrieval_task(
             queries, candidates, candidate_ids=candidate_ids,
