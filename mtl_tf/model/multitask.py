@@ -135,12 +135,6 @@ class MultiTaskRecommender(tfrs.models.Model):
                     metrics=[tf.keras.metrics.AUC(name=f"{task.name}_auc")],
                     loss_metrics=[loss_metric], name=task.name)
 
-    def user_representation(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
-        return self.query_tower(features)
-
-    def item_representation(self, item_ids: tf.Tensor) -> tf.Tensor:
-        return self.candidate_tower(item_ids)
-
     def user_embeddings(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
         """Unit-norm retrieval embeddings of users."""
         return self._retrieval_embedding(self.query_tower(features))
