@@ -258,6 +258,8 @@ def plot(results: list[dict], correlations, archs, path: Path, title: str) -> No
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3, help="seeds per correlation")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds are first-seed, first-seed + 1, ...")
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
@@ -285,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     total = len(args.correlations) * args.seeds * len(args.archs)
     results, done, start = [], 0, time.perf_counter()
     for p in args.correlations:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             data = make_data(p, seed, args.train_size, args.test_size,
                              sin_std=args.sin_std)
             for arch in args.archs:
