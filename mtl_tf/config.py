@@ -9,20 +9,26 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import typing
-from pathlib import Path
 from typing import Any
 
 from mtl_tf import features as F
+from mtl_tf.task_config import (  # noqa: F401  (re-exported)
+    DEFAULT_TASKS,
+    ESMM_TASKS,
+    GENRE_TASK,
+    TASK_TYPES,
+    TaskConfig,
+    validate_tasks,
+)
 
 DATA_SOURCES = ("synthetic", "movielens", "tfds")
 SPLITS = ("random", "temporal", "cold_items")
-TASK_TYPES = ("regression", "binary", "retrieval")
 OPTIMIZERS = ("adam", "adagrad")
-MTL_ARCHITECTURES = ("shared_bottom", "single_task", "mmoe", "ple")
+MTL_ARCHITECTURES = ("shared_bottom", "single_task", "mmoe", "ple", "esmm")
 WEIGHTINGS = ("fixed", "uncertainty", "dwa", "gradnorm")
 # The grid of benchmarks/movielens_mtl.py ("fixed+pcgrad": fixed weights, PCGrad).
-ARCHITECTURES_AND_WEIGHTINGS = [(a, w) for a in MTL_ARCHITECTURES
+# ("esmm" needs its own tasks, see the "esmm" preset.)
+ARCHITECTURES_AND_WEIGHTINGS = [(a, w) for a in MTL_ARCHITECTURES if a != "esmm"
                                 for w in WEIGHTINGS + ("fixed+pcgrad",)]
 
 
@@ -56,6 +62,10 @@ class DataConfig:
         seed: seed of the split.
         lenient: skip and count malformed rows and bad labels instead of failing.
         like_threshold: a rating at or above this is a "like".
+        impression_negatives: per interaction, this many items the user never
+            interacted with are added as non-interactions (`watch` = 0) to every
+            split: the impression space of tasks with `space="impressions"` (ESMM).
+            0 (default) adds none; retrieval and interaction-space tasks ignore them.
     """
 
     source: str = "synthetic"
@@ -68,12 +78,16 @@ class DataConfig:
     seed: int = 42
     lenient: bool = False
     like_threshold: float = 4.0
+    impression_negatives: int = 0
 
     def __post_init__(self) -> None:
         _check_choice("data.source", self.source, DATA_SOURCES)
         _check_choice("data.split", self.split, SPLITS)
         _check_fraction("data.test_fraction", self.test_fraction)
         _check_fraction("data.validation_fraction", self.validation_fraction)
+        if self.impression_negatives < 0:
+            raise ValueError("data.impression_negatives must be >= 0. "
+                             f"Received: {self.impression_negatives}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,40 +116,6 @@ class SyntheticConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class TaskConfig:
-    """One training objective; its `name` is the model output name.
-
-    Attributes:
-        name: output name, e.g. "rating", "like", "retrieval".
-        type: "regression" (MSE), "binary" (cross-entropy) or "retrieval" (two-tower
-            softmax over in-batch candidates).
-        label: the example feature holding the label (unused for retrieval).
-        weight: the task's weight in the total loss.
-    """
-
-    name: str
-    type: str
-    label: str = ""
-    weight: float = 1.0
-
-    def __post_init__(self) -> None:
-        _check_choice(f"tasks.{self.name}.type", self.type, TASK_TYPES)
-        if self.weight < 0:
-            raise ValueError(f"tasks.{self.name}.weight must be >= 0. "
-                             f"Received: weight={self.weight}.")
-        if self.type != "retrieval" and not self.label:
-            raise ValueError(f"tasks.{self.name}: a {self.type} task needs a `label` "
-                             "feature name.")
-
-
-DEFAULT_TASKS = (
-    TaskConfig("retrieval", "retrieval", weight=1.0),
-    TaskConfig("rating", "regression", label=F.RATING, weight=1.0),
-    TaskConfig("like", "binary", label=F.LIKE, weight=0.5),
-)
-
-
-@dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Towers, shared bottom and task heads.
 
@@ -155,8 +135,10 @@ class ModelConfig:
         text_max_tokens: vocabulary size of the bag-of-words title encoder.
         text_sequence_length: title tokens kept per item.
         mtl: multi-task architecture of the ranking network: "shared_bottom",
-            "single_task" (no sharing), "mmoe" (Ma et al., KDD 2018) or "ple"
-            (Tang et al., RecSys 2020).
+            "single_task" (no sharing), "mmoe" (Ma et al., KDD 2018), "ple"
+            (Tang et al., RecSys 2020) or "esmm" (Ma et al., SIGIR 2018: one MLP
+            per task over the shared embeddings, with tasks chained by
+            `depends_on`; see the "esmm" preset).
         bottom_units: hidden sizes of the shared bottom (and of each single-task MLP).
         num_experts, expert_units: MMoE experts and their hidden sizes (PLE experts
             use `expert_units` too).
@@ -295,15 +277,21 @@ class Config:
     export: ExportConfig = ExportConfig()
 
     def __post_init__(self) -> None:
-        names = [t.name for t in self.tasks]
-        if len(set(names)) != len(names):
-            raise ValueError(f"tasks have duplicate names: {names}.")
-        if not self.tasks:
-            raise ValueError("Config needs at least one task.")
-        retrieval = [t.name for t in self.tasks if t.type == "retrieval"]
-        if len(retrieval) > 1:
-            raise ValueError(f"At most one retrieval task is supported. Received: "
-                             f"{retrieval}.")
+        validate_tasks(self.tasks)
+        if self.model.mtl == "esmm" and not any(t.depends_on for t in self.tasks):
+            raise ValueError("model.mtl=esmm needs a task with `depends_on` (e.g. "
+                             "like depends on watch); start from the 'esmm' preset.")
+        leaks = [t.name for t in self.tasks
+                 if t.type == "multilabel" and t.label == F.ITEM_GENRES]
+        if leaks and self.model.item_genres:
+            raise ValueError(f"tasks {leaks} predict {F.ITEM_GENRES}, which the item "
+                             "tower already reads with model.item_genres=true; set "
+                             "model.item_genres=false to learn them from ids and text.")
+        on_impressions = [t.name for t in self.tasks if t.space == "impressions"]
+        if on_impressions and self.data.impression_negatives < 1:
+            raise ValueError(f"tasks {on_impressions} train on impressions, which "
+                             "needs sampled non-interactions: set "
+                             "data.impression_negatives to 1 or more.")
 
     def task(self, name: str) -> TaskConfig | None:
         return next((t for t in self.tasks if t.name == name), None)
@@ -325,6 +313,14 @@ PRESETS["tiny"] = Config(
                       early_stopping_patience=2),
     export=ExportConfig(model_name="mtl_tiny"),
 )
+# ESMM: p(watch) and p(watch, like) on impressions (4 sampled non-watched items per
+# watched one), retrieval and rating on the watched rows.
+PRESETS["esmm"] = Config(
+    data=DataConfig(impression_negatives=4),
+    model=ModelConfig(mtl="esmm"),
+    tasks=ESMM_TASKS,
+    export=ExportConfig(model_name="mtl_esmm"),
+)
 
 
 def get_preset(name: str) -> Config:
@@ -334,139 +330,9 @@ def get_preset(name: str) -> Config:
     return PRESETS[name]
 
 
-def from_dict(values: dict[str, Any], base: Config | None = None) -> Config:
-    """Builds a Config from a (possibly partial) nested dict over `base`.
-
-    Unknown sections or keys raise ValueError naming them and the allowed keys.
-    """
-    base = base or Config()
-    if not isinstance(values, dict):
-        raise ValueError("A config must be a JSON object of sections. Received: "
-                         f"{type(values).__name__}.")
-    unknown = set(values) - {f.name for f in dataclasses.fields(Config)}
-    if unknown:
-        raise ValueError(f"Unknown config sections {sorted(unknown)}; allowed: "
-                         f"{[f.name for f in dataclasses.fields(Config)]}.")
-    changes: dict[str, Any] = {}
-    for section, section_values in values.items():
-        if section == "tasks":
-            if not isinstance(section_values, list):
-                raise ValueError("Config section 'tasks' must be a list of task "
-                                 f"objects. Received: {section_values!r}.")
-            changes["tasks"] = tuple(_task_from_dict(t) for t in section_values)
-            continue
-        if not isinstance(section_values, dict):
-            raise ValueError(f"Config section {section!r} must be an object of keys. "
-                             f"Received: {section_values!r}.")
-        current = getattr(base, section)
-        changes[section] = _replace_fields(current, section_values, section)
-    return dataclasses.replace(base, **changes)
-
-
-def load_config_file(path: str | Path, base: Config | None = None) -> Config:
-    """Reads a JSON config file (as written to `config.json` by every run)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"Config file not found: {path}.")
-    try:
-        values = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"Config file {path} is not valid JSON: {error}.") from None
-    return from_dict(values, base)
-
-
-def apply_overrides(config: Config, overrides: list[str]) -> Config:
-    """Applies ``section.key=value`` strings; values are parsed as JSON when possible.
-
-    ``tasks.<name>.<field>=value`` changes one task. Examples:
-    ``train.epochs=5``, ``model.bottom_units=[256,128]``, ``tasks.like.weight=0``.
-    """
-    for override in overrides:
-        if "=" not in override:
-            raise ValueError(f"Override {override!r} must look like section.key=value.")
-        path, raw = override.split("=", 1)
-        parts = path.strip().split(".")
-        value = _parse_value(raw)
-        if _takes_text(config, parts) and not isinstance(value, (str, type(None))):
-            value = raw  # `--set export.export_dir=123` means the text "123".
-        if parts[0] == "tasks":
-            if len(parts) != 3:
-                raise ValueError(f"Override {override!r}: use "
-                                 "tasks.<name>.<field>=value.")
-            config = _override_task(config, parts[1], parts[2], value)
-            continue
-        if len(parts) != 2:
-            raise ValueError(f"Override {override!r}: use section.key=value.")
-        config = from_dict({parts[0]: {parts[1]: value}}, config)
-    return config
-
-
-def _takes_text(config: Config, parts: list[str]) -> bool:
-    """Whether the overridden field is a plain string (so `123` stays "123")."""
-    if len(parts) == 2 and parts[0] in {f.name for f in dataclasses.fields(Config)}:
-        section = getattr(config, parts[0])
-        if dataclasses.is_dataclass(section):
-            hint = typing.get_type_hints(type(section)).get(parts[1])
-            if typing.get_origin(hint) is tuple:
-                return False
-            allowed = typing.get_args(hint) or (hint,)
-            return str in allowed and not {int, float, bool} & set(allowed)
-    return False
-
-
-def _override_task(config: Config, name: str, field: str, value: Any) -> Config:
-    if config.task(name) is None:
-        raise ValueError(f"Unknown task {name!r} in override; tasks: "
-                         f"{[t.name for t in config.tasks]}.")
-    tasks = tuple(_replace_fields(t, {field: value}, f"tasks.{name}")
-                  if t.name == name else t for t in config.tasks)
-    return dataclasses.replace(config, tasks=tasks)
-
-
-def _task_from_dict(values: dict[str, Any]) -> TaskConfig:
-    allowed = {f.name for f in dataclasses.fields(TaskConfig)}
-    if not isinstance(values, dict):
-        raise ValueError(f"A task must be an object with keys {sorted(allowed)}. "
-                         f"Received: {values!r}.")
-    unknown = set(values) - allowed
-    if unknown or "name" not in values or "type" not in values:
-        raise ValueError(f"Bad task entry {values}: needs name and type; allowed keys "
-                         f"{sorted(allowed)}.")
-    return TaskConfig(**values)
-
-
-def _replace_fields(obj: Any, values: dict[str, Any], section: str) -> Any:
-    fields = {f.name: f for f in dataclasses.fields(obj)}
-    hints = typing.get_type_hints(type(obj))
-    unknown = set(values) - set(fields)
-    if unknown:
-        raise ValueError(f"Unknown keys {sorted(unknown)} in config section "
-                         f"{section!r}; allowed: {sorted(fields)}.")
-    coerced = {k: _coerce(v, hints[k], f"{section}.{k}") for k, v in values.items()}
-    return dataclasses.replace(obj, **coerced)
-
-
-def _coerce(value: Any, hint: Any, where: str) -> Any:
-    origin = typing.get_origin(hint)
-    if origin is tuple and isinstance(value, (list, tuple)):
-        return tuple(value)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    allowed = typing.get_args(hint) if origin is not None else (hint,)
-    allowed = tuple(typing.get_origin(a) or a for a in allowed)
-    if value is None and type(None) in allowed:
-        return None
-    if float in allowed and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    wrong_bool = isinstance(value, bool) and bool not in allowed
-    if not isinstance(value, allowed) or wrong_bool:
-        names = [getattr(a, "__name__", str(a)) for a in allowed]
-        raise ValueError(f"{where} expects {' or '.join(names)}. Received: {value!r}.")
-    return value
-
-
-def _parse_value(raw: str) -> Any:
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return raw  # A bare string such as `mmoe` or a path.
+# Parsing lives in its own module; imported last because it needs `Config`.
+from mtl_tf.config_parsing import (  # noqa: E402,F401  (re-exported)
+    apply_overrides,
+    from_dict,
+    load_config_file,
+)

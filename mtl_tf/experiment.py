@@ -15,7 +15,11 @@ import pandas as pd
 from mtl_tf import features as F
 from mtl_tf.config import Config
 from mtl_tf.data import RecDataset, load_data
-from mtl_tf.data.pipeline import example_arrays, make_dataset
+from mtl_tf.data.pipeline import (
+    add_impression_negatives,
+    example_arrays,
+    make_dataset,
+)
 from mtl_tf.data.splits import Splits, split
 
 
@@ -44,6 +48,15 @@ def prepare_data(config: Config, data: RecDataset | None = None) -> PreparedData
               for name, frame in (("train", parts.train),
                                   ("validation", parts.validation),
                                   ("test", parts.test))}
+    if config.data.impression_negatives:
+        # Training negatives come from training items only: held-out (cold) items
+        # must not appear in training at all.
+        pools = {"train": parts.train[F.ITEM_ID].astype(str).unique()}
+        every_item = data.items[F.ITEM_ID].astype(str).to_numpy()
+        for offset, name in enumerate(arrays):
+            arrays[name] = add_impression_negatives(
+                arrays[name], pools.get(name, every_item), data.interactions,
+                config.data.impression_negatives, seed=config.data.seed + offset)
     return PreparedData(data, parts, arrays)
 
 
@@ -68,6 +81,8 @@ def _split_metrics(model, prepared: PreparedData, subset) -> dict[str, float]:
         items, wanted = subset
         keep = test[F.ITEM_ID].astype(str).isin(items).to_numpy() == wanted
         test = test[keep].reset_index(drop=True)
+        # The arrays may hold sampled impressions beyond the test rows.
+        keep = pd.Series(arrays[F.ITEM_ID]).astype(str).isin(items).to_numpy() == wanted
         arrays = {k: v[keep] for k, v in arrays.items()}
     metrics = scoring.task_metrics(model, arrays)
     if model.retrieval_task is not None:

@@ -17,6 +17,7 @@ USER_ZIP = "user_zip_code"
 
 # Derived labels, computed by the pipeline from the raw feedback.
 LIKE = "like"
+WATCH = "watch"  # 1 for an interaction, 0 for a sampled non-interaction.
 
 # Genre class names of TFDS movielens `movie_genres`, in id order (alphabetical,
 # "Unknown" = 17); every source maps its genres to these ids.

@@ -11,6 +11,7 @@ from mtl_tf import features as F
 from mtl_tf.data.dataset import RecDataset
 from mtl_tf.data.pipeline import MODEL_FEATURES, make_dataset
 from mtl_tf.model.multitask import MultiTaskRecommender
+from mtl_tf.task_config import conditional_output_name
 
 
 def user_feature_arrays(data: RecDataset) -> dict[str, np.ndarray]:
@@ -114,14 +115,44 @@ def hit_rate_metrics(score_fn, data: RecDataset, seen_interactions: pd.DataFrame
 
 def task_metrics(model: MultiTaskRecommender, arrays: dict[str, np.ndarray]
                  ) -> dict[str, float]:
-    """RMSE of regression tasks and AUC of binary tasks on example arrays."""
+    """Each ranking task's metrics on example arrays.
+
+    Keys `<task>_<metric>` (RMSE / MAE of regression tasks, AUC / accuracy of
+    binary ones, micro-averaged AUC over all labels of multilabel ones). Tasks on
+    the "interactions" space are scored on rows with `watch` = 1 only; an ESMM
+    task also reports its conditional probability's AUC on those rows
+    (`<task>_given_<parent>_auc`, the paper's CVR AUC).
+    """
     outputs = predict(model, arrays)
+    watched = arrays.get(F.WATCH, np.ones(len(arrays[F.ITEM_ID]), np.float32)) > 0
     metrics: dict[str, float] = {}
     for task in model.task_configs:
-        if task.type == "regression":
-            metrics[f"{task.name}_rmse"] = evaluation.rmse(arrays[task.label],
-                                                           outputs[task.name])
-        elif task.type == "binary":
-            metrics[f"{task.name}_auc"] = evaluation.roc_auc(arrays[task.label],
-                                                             outputs[task.name])
+        if task.type == "retrieval":
+            continue
+        rows = watched if task.space == "interactions" else slice(None)
+        if task.type == "multilabel":
+            labels = model.catalog(tf.constant(arrays[F.ITEM_ID][rows]))["genres"]
+            labels = labels.numpy().ravel()
+            predictions = outputs[task.name][rows].ravel()
+        else:
+            labels, predictions = arrays[task.label][rows], outputs[task.name][rows]
+        for metric in task.metrics:
+            metrics[f"{task.name}_{metric}"] = _METRICS[metric](labels, predictions)
+        if task.depends_on:
+            name = conditional_output_name(task)
+            metrics[f"{name}_auc"] = evaluation.roc_auc(arrays[task.label][watched],
+                                                        outputs[name][watched])
     return metrics
+
+
+def _mae(labels: np.ndarray, predictions: np.ndarray) -> float:
+    return float(np.mean(np.abs(np.asarray(labels) - np.asarray(predictions))))
+
+
+def _accuracy(labels: np.ndarray, predictions: np.ndarray) -> float:
+    predicted = np.asarray(predictions) >= 0.5
+    return float(np.mean(predicted == (np.asarray(labels) > 0.5)))
+
+
+_METRICS = {"rmse": evaluation.rmse, "mae": _mae, "auc": evaluation.roc_auc,
+            "accuracy": _accuracy}

@@ -202,5 +202,5 @@ def test_units_for_budget_is_within_ten_percent(name):
 def test_units_for_budget_rejects_an_unreachable_budget():
     with pytest.raises(ValueError, match="`budget=10`"):
         units_for_budget("mmoe", 2, 16, budget=10)
-    with pytest.raises(ValueError, match="Received: `name='moe'`"):
+    with pytest.raises(ValueError, match="Received: `architecture='moe'`"):
         units_for_budget("moe", 2, 16, budget=1000)

@@ -12,7 +12,7 @@ from mtl_tf.data.dataset import RecDataset
 # What the model reads from each example; item text and genres come from the
 # item catalog baked into the model, so examples only carry the item id.
 MODEL_FEATURES = (F.USER_ID, F.ITEM_ID) + F.USER_FEATURES
-LABELS = (F.RATING, F.LIKE)
+LABELS = (F.RATING, F.LIKE, F.WATCH)
 
 
 def example_arrays(data: RecDataset, interactions: pd.DataFrame,
@@ -31,7 +31,46 @@ def example_arrays(data: RecDataset, interactions: pd.DataFrame,
     out = {name: examples[name] for name in MODEL_FEATURES}
     out[F.RATING] = ratings
     out[F.LIKE] = (ratings >= like_threshold).astype(np.float32)
+    out[F.WATCH] = np.ones_like(ratings, np.float32)
     return out
+
+
+def add_impression_negatives(arrays: dict[str, np.ndarray], item_ids: np.ndarray,
+                             known: pd.DataFrame, per_example: int, seed: int = 0
+                             ) -> dict[str, np.ndarray]:
+    """Appends `per_example` sampled non-interactions per example (the impressions).
+
+    Each example's user gets items drawn uniformly from `item_ids` that are not
+    among the user's `known` interactions (all splits, so a held-out positive is
+    never labelled negative). A sampled row copies its user's features and gets
+    `watch` = `like` = 0 and `user_rating` = 0; interaction-space tasks give these
+    rows zero weight, so the rating value is never learned from.
+
+    Returns:
+        new arrays: the originals first, then the sampled rows.
+    """
+    if per_example < 1:
+        return arrays
+    rng = np.random.default_rng(seed)
+    users = np.repeat(arrays[F.USER_ID], per_example)
+    # Known (user, item) pairs as "user\x1fitem" strings (numpy strips trailing
+    # NULs, so no "\x00"), for fast membership tests.
+    known_pairs = set(known[F.USER_ID].astype(str) + "\x1f"
+                      + known[F.ITEM_ID].astype(str))
+    items = item_ids[rng.integers(0, len(item_ids), len(users))]
+    for _ in range(20):  # Resample collisions; users rarely know most items.
+        keys = np.char.add(np.char.add(users.astype(str), "\x1f"), items.astype(str))
+        clash = np.fromiter((k in known_pairs for k in keys), bool, len(keys))
+        if not clash.any():
+            break
+        items[clash] = item_ids[rng.integers(0, len(item_ids), int(clash.sum()))]
+    source = np.repeat(np.arange(len(arrays[F.USER_ID])), per_example)
+    sampled = {name: values[source] for name, values in arrays.items()}
+    sampled[F.ITEM_ID] = items.astype(arrays[F.ITEM_ID].dtype)
+    for label in LABELS:
+        if label in sampled:
+            sampled[label] = np.zeros_like(sampled[label])
+    return {name: np.concatenate([arrays[name], sampled[name]]) for name in arrays}
 
 
 def make_dataset(arrays: dict[str, np.ndarray], batch_size: int, *,

@@ -344,13 +344,15 @@ _CLASSES = {"shared_bottom": SharedBottom, "single_task": SingleTask, "mmoe": MM
             "ple": PLE}
 
 
-def build_architecture(name: str, num_tasks: int, **kwargs) -> _MultiTaskLayer:
-    """Builds the multi-task layer called `name` (one of `ARCHITECTURES`) with
-    `kwargs`, e.g. `build_architecture("mmoe", 2, num_experts=3)`."""
-    if name not in _CLASSES:
+def build_architecture(architecture: str, num_tasks: int, **kwargs) -> _MultiTaskLayer:
+    """Builds the multi-task layer `architecture` (one of `ARCHITECTURES`) with
+    `kwargs` (a `name` names the layer), e.g. `build_architecture("mmoe", 2,
+    num_experts=3)`."""
+    if architecture not in _CLASSES:
         raise ValueError(f"Unknown architecture. Expected one of "
-                         f"{list(ARCHITECTURES)}. Received: `name={name!r}`.")
-    return _CLASSES[name](num_tasks, **kwargs)
+                         f"{list(ARCHITECTURES)}. Received: "
+                         f"`architecture={architecture!r}`.")
+    return _CLASSES[architecture](num_tasks, **kwargs)
 
 
 def parameter_count(layer: tf.keras.layers.Layer, input_dim: int) -> int:

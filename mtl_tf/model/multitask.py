@@ -8,8 +8,8 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from mtl_tf import features as F
-from mtl_tf.config import TaskConfig
 from mtl_tf.model.catalog import ItemCatalog
+from mtl_tf.model.ranking import BODY_LAYER, INTERACTION_LAYER, ITEM_INPUT, USER_INPUT
 from mtl_tf.model.towers import CandidateTower, QueryTower
 from mtl_tf.model.weighting import (
     FixedWeighting,
@@ -18,6 +18,18 @@ from mtl_tf.model.weighting import (
     clip_gradients,
     pcgrad,
 )
+from mtl_tf.task_config import TaskConfig
+
+_LOSSES = {"mse": tf.keras.losses.MeanSquaredError,
+           "huber": tf.keras.losses.Huber,
+           "bce": tf.keras.losses.BinaryCrossentropy}
+_METRICS = {
+    "rmse": lambda task: tf.keras.metrics.RootMeanSquaredError(name=f"{task}_rmse"),
+    "mae": lambda task: tf.keras.metrics.MeanAbsoluteError(name=f"{task}_mae"),
+    # Multilabel tasks: one AUC over all (example, label) pairs (micro average).
+    "auc": lambda task: tf.keras.metrics.AUC(name=f"{task}_auc"),
+    "accuracy": lambda task: tf.keras.metrics.BinaryAccuracy(name=f"{task}_accuracy"),
+}
 
 
 class CatalogTopK(tfrs.layers.factorized_top_k.TopK):
@@ -123,16 +135,10 @@ class MultiTaskRecommender(tfrs.models.Model):
                         ks=[k for k in (10, 100) if k <= top_k] or [top_k]),
                     loss_metrics=[loss_metric], temperature=temperature,
                     remove_accidental_hits=True, name=task.name)
-            elif task.type == "regression":
-                self.ranking_tasks[task.name] = tfrs.tasks.Ranking(
-                    loss=tf.keras.losses.MeanSquaredError(),
-                    metrics=[tf.keras.metrics.RootMeanSquaredError(
-                        name=f"{task.name}_rmse")],
-                    loss_metrics=[loss_metric], name=task.name)
             else:
                 self.ranking_tasks[task.name] = tfrs.tasks.Ranking(
-                    loss=tf.keras.losses.BinaryCrossentropy(),
-                    metrics=[tf.keras.metrics.AUC(name=f"{task.name}_auc")],
+                    loss=_LOSSES[task.loss](),
+                    metrics=[_METRICS[m](task.name) for m in task.metrics],
                     loss_metrics=[loss_metric], name=task.name)
 
     def user_embeddings(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
@@ -153,7 +159,7 @@ class MultiTaskRecommender(tfrs.models.Model):
         return self._outputs(user, item, training)
 
     def _outputs(self, user: tf.Tensor, item: tf.Tensor, training: bool):
-        outputs = dict(self.ranking_network({"user": user, "item": item},
+        outputs = dict(self.ranking_network({USER_INPUT: user, ITEM_INPUT: item},
                                             training=training))
         if self.retrieval_task is not None:
             outputs[self.retrieval_task.name] = tf.reduce_sum(
@@ -162,22 +168,67 @@ class MultiTaskRecommender(tfrs.models.Model):
 
     def task_losses(self, features: dict[str, tf.Tensor], training: bool = False
                     ) -> dict[str, tf.Tensor]:
-        """Unweighted loss of every task on a batch (updates the task metrics)."""
+        """Unweighted loss of every task on a batch (updates the task metrics).
+
+        With a `watch` feature (sampled impressions in the batch), tasks on the
+        "interactions" space and retrieval only see the rows with `watch` = 1.
+        """
         item_ids = features[F.ITEM_ID]
         # Training examples are in their user's history: leave them out of it.
         user = self.query_tower(features,
                                 target_item_ids=item_ids if training else None)
         item = self.candidate_tower(item_ids)
-        outputs = self.ranking_network({"user": user, "item": item}, training=training)
+        outputs = self.ranking_network({USER_INPUT: user, ITEM_INPUT: item},
+                                       training=training)
+        watched = features.get(F.WATCH)
         losses = {}
         for task in self.task_configs:
             if task.type == "retrieval":
-                losses[task.name] = self._retrieval_loss(user, item, item_ids, training)
+                if watched is not None:
+                    keep = watched > 0
+                    user_r, item_r, ids_r = (tf.boolean_mask(t, keep)
+                                             for t in (user, item, item_ids))
+                else:
+                    user_r, item_r, ids_r = user, item, item_ids
+                losses[task.name] = self._retrieval_loss(user_r, item_r, ids_r,
+                                                         training)
+                continue
+            if task.type == "multilabel":
+                label = self.catalog(item_ids)["genres"]
+                prediction = outputs[task.name]
             else:
-                label = tf.cast(features[task.label], tf.float32)
-                losses[task.name] = self.ranking_tasks[task.name](
-                    labels=label[:, None], predictions=outputs[task.name][:, None])
+                label = tf.cast(features[task.label], tf.float32)[:, None]
+                prediction = outputs[task.name][:, None]
+            if task.space == "interactions" and watched is not None:
+                # Dropping the rows (not weighting them 0) keeps the loss a mean
+                # over interactions, whatever the number of sampled impressions.
+                keep = watched > 0
+                label = tf.boolean_mask(label, keep)
+                prediction = tf.boolean_mask(prediction, keep)
+            losses[task.name] = self.ranking_tasks[task.name](
+                labels=label, predictions=prediction)
         return losses
+
+    def gate_weights(self, features: dict[str, tf.Tensor]
+                     ) -> dict[str, tf.Tensor] | None:
+        """Per ranking task, the [batch, experts] gate weights on a batch.
+
+        None for architectures without gates (shared_bottom, single_task, esmm).
+        Tasks appear in the order the architecture serves them (regression and
+        binary tasks, in config order). For PLE these are the last level's gates:
+        a task's own experts first, then the shared ones.
+        """
+        body = self.ranking_network.get_layer(BODY_LAYER)
+        if not hasattr(body, "gate_weights"):
+            return None
+        interaction = tf.keras.Model(
+            self.ranking_network.input,
+            self.ranking_network.get_layer(INTERACTION_LAYER).output)
+        x = interaction({USER_INPUT: self.query_tower(features),
+                         ITEM_INPUT: self.candidate_tower(features[F.ITEM_ID])})
+        names = [t.name for t in self.task_configs
+                 if t.type in ("regression", "binary")]
+        return dict(zip(names, body.gate_weights(x)))
 
     def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False):
         total, _ = self.weighting.combine(self.task_losses(features, training))

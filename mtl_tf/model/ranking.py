@@ -6,11 +6,17 @@ from typing import Any, Mapping, Sequence
 
 import tensorflow as tf
 
-from mtl_tf.config import ModelConfig, TaskConfig
+from mtl_tf import features as F
+from mtl_tf.config import ModelConfig
 from mtl_tf.model.architectures import build_architecture
+from mtl_tf.task_config import TaskConfig, conditional_output_name, task_order
 
 USER_INPUT = "user"
 ITEM_INPUT = "item"
+# Layer names other code looks up (gate inspection): the architecture's input and
+# the architecture itself.
+INTERACTION_LAYER = "interaction"
+BODY_LAYER = "mtl_body"
 
 
 def build_ranking_network(dim: int, tasks: Sequence[TaskConfig],
@@ -24,31 +30,34 @@ def build_ranking_network(dim: int, tasks: Sequence[TaskConfig],
     Inputs are the two tower outputs, named "user" and "item". The multi-task
     `architecture` (see `mtl_tf.model.architectures`) sees their concatenation and
     element-wise product (the product makes dot-product structure, which MLPs learn
-    poorly, directly available) and returns one tensor per ranking task. Each task
-    gets a head and an output of the task's name: regression tasks a linear output
-    (bias started at `initial_biases[name]`, e.g. the label mean), binary tasks a
-    probability.
+    poorly, directly available) and returns one tensor per regression or binary
+    task. Each task gets a head and an output of the task's name: regression tasks
+    a linear output (bias started at `initial_biases[name]`, e.g. the label mean),
+    binary tasks a probability. A binary task with `depends_on` outputs its head's
+    probability times its parent's output (ESMM) and also exposes the conditional
+    probability as `<name>_given_<parent>`. Multilabel tasks are auxiliary tasks
+    on the item representation alone: a head from "item" to one probability per
+    label (e.g. the item's genres).
 
     Example:
         >>> net = build_ranking_network(8, [TaskConfig("like", "binary", label="like")])
         >>> sorted(net.output_names)
         ['like']
     """
-    ranking_tasks = [t for t in tasks if t.type != "retrieval"]
     user = tf.keras.Input((dim,), name=USER_INPUT)
     item = tf.keras.Input((dim,), name=ITEM_INPUT)
-    outputs = {}
-    if ranking_tasks:
-        x = tf.keras.layers.Concatenate(name="interaction")(
+    pair_tasks = [t for t in tasks if t.type in ("regression", "binary")]
+    heads: dict[str, tf.Tensor] = {}
+    if pair_tasks:
+        x = tf.keras.layers.Concatenate(name=INTERACTION_LAYER)(
             [user, item, tf.keras.layers.Multiply(name="user_x_item")([user, item])])
+        architecture = "single_task" if architecture == "esmm" else architecture
         body = build_architecture(
-            architecture, len(ranking_tasks),
+            architecture, len(pair_tasks),
             kernel_initializer=tf.keras.initializers.GlorotUniform(seed),
-            **dict(architecture_args or {}))
-        for task, h in zip(ranking_tasks, body(x)):
-            for i, units in enumerate(head_units):
-                h = tf.keras.layers.Dense(units, activation="relu",
-                                          name=f"{task.name}_hidden_{i}")(h)
+            name=BODY_LAYER, **dict(architecture_args or {}))
+        for task, h in zip(pair_tasks, body(x)):
+            h = _hidden(h, task.name, head_units)
             if task.type == "regression":
                 out = tf.keras.layers.Dense(
                     1, name=f"{task.name}_out",
@@ -57,14 +66,36 @@ def build_ranking_network(dim: int, tasks: Sequence[TaskConfig],
             else:
                 out = tf.keras.layers.Dense(1, activation="sigmoid",
                                             name=f"{task.name}_out")(h)
-            outputs[task.name] = tf.keras.layers.Reshape((), name=task.name)(out)
+            heads[task.name] = out
+    outputs = {}
+    for task in task_order(tasks):
+        if task.type == "multilabel":
+            h = _hidden(item, task.name, head_units)
+            outputs[task.name] = tf.keras.layers.Dense(
+                F.NUM_GENRES, activation="sigmoid", name=task.name)(h)
+        elif task.depends_on:
+            conditional = conditional_output_name(task)
+            outputs[conditional] = tf.keras.layers.Reshape((), name=conditional)(
+                heads[task.name])
+            outputs[task.name] = tf.keras.layers.Multiply(name=task.name)(
+                [outputs[conditional], outputs[task.depends_on]])
+        elif task.name in heads:
+            outputs[task.name] = tf.keras.layers.Reshape((), name=task.name)(
+                heads[task.name])
     return tf.keras.Model({USER_INPUT: user, ITEM_INPUT: item}, outputs,
                           name="ranking_network")
 
 
+def _hidden(h: tf.Tensor, name: str, units: Sequence[int]) -> tf.Tensor:
+    for i, width in enumerate(units):
+        h = tf.keras.layers.Dense(width, activation="relu",
+                                  name=f"{name}_hidden_{i}")(h)
+    return h
+
+
 def architecture_args(model: ModelConfig) -> dict[str, Any]:
     """Constructor arguments of `model.mtl`'s layer from the model config."""
-    if model.mtl in ("shared_bottom", "single_task"):
+    if model.mtl in ("shared_bottom", "single_task", "esmm"):
         return {"units": model.bottom_units, "dropout": model.dropout}
     if model.mtl == "mmoe":
         return {"num_experts": model.num_experts, "expert_units": model.expert_units,

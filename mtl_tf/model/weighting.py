@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 import tensorflow as tf
 
 WEIGHTINGS = ("fixed", "uncertainty", "dwa", "gradnorm")
-CLASSIFICATION_TYPES = ("binary", "retrieval", "classification")
+CLASSIFICATION_TYPES = ("binary", "multilabel", "retrieval", "classification")
 
 
 class LossWeighting(tf.keras.layers.Layer):
