@@ -23,6 +23,14 @@ VARIANTS = {
 }
 
 
+def _summary_tags(log_dir) -> set[str]:
+    tags = set()
+    for path in log_dir.glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            tags.update(value.tag for value in event.summary.value)
+    return tags
+
+
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_variant_trains_exports_and_serves(variant, tmp_path, tiny_config,
                                            tiny_prepared):
@@ -41,6 +49,11 @@ def test_variant_trains_exports_and_serves(variant, tmp_path, tiny_config,
     if variant == "dwa":  # DWA weights sum to the number of tasks after 2 epochs.
         assert sum(weights.values()) == pytest.approx(3.0, rel=1e-4)
     assert result["metrics"]["rating_rmse"] < 1.5
+    gate_tags = _summary_tags(tmp_path / "run" / "tensorboard" / "gates")
+    if variant in ("mmoe", "ple"):  # Gate histograms per task and expert.
+        assert {"gates/rating/expert_0", "gates/like/expert_1"} <= gate_tags
+    else:
+        assert not gate_tags
 
     inputs, outputs, _ = serve_in_plain_tensorflow(result["export"], tiny_prepared,
                                                    tmp_path)
@@ -58,14 +71,9 @@ def test_mmoe_gate_weights_are_inspectable(tiny_config, tiny_prepared):
 
     config = apply_overrides(tiny_config, ["model.mtl=mmoe", "model.num_experts=3"])
     model = build_model(config, tiny_prepared.data, tiny_prepared.splits.train)
-    body = model.ranking_network.get_layer(index=4)
     batch = {k: tf.constant(v[:16]) for k, v in tiny_prepared.arrays["test"].items()}
-    model(batch)
-    user = model.query_tower(batch)
-    item = model.candidate_tower(batch[F.ITEM_ID])
-    x = tf.concat([user, item, user * item], axis=-1)
-    gates = body.gate_weights(x)
-    assert len(gates) == 2  # rating and like
-    for gate in gates:
+    gates = model.gate_weights(batch)
+    assert list(gates) == ["rating", "like"]
+    for gate in gates.values():
         assert gate.shape == (16, 3)
         np.testing.assert_allclose(tf.reduce_sum(gate, -1).numpy(), 1.0, rtol=1e-5)
