@@ -18,10 +18,15 @@ from mtl_tf.model.towers import CandidateTower, QueryTower
 from mtl_tf.model.weighting import build_weighting
 
 
-def _load_text_encoder(titles: list[str], model: ModelConfig):
+def _load_text_encoder(titles: list[str], model: ModelConfig, seed: int):
     """The configured pretrained backbone, its tokenizer and the title length."""
+    import keras
+
     from mtl_tf.model import text_encoder
 
+    # Keras 3 draws initial weights (the tiny backbone, the unused pooler) and
+    # dropout masks from its own generator, which tf_keras' seeding leaves alone.
+    keras.utils.set_random_seed(seed)
     if model.text_encoder == "tiny":
         words = sorted({w for t in titles for w in t.lower().split()})
         backbone, tokenizer = text_encoder.tiny_backbone(words)
@@ -34,7 +39,8 @@ def _load_text_encoder(titles: list[str], model: ModelConfig):
     return backbone, tokenizer, length
 
 
-def pretrained_title_embeddings(titles: list[str], model: ModelConfig) -> np.ndarray:
+def pretrained_title_embeddings(titles: list[str], model: ModelConfig,
+                                seed: int = 0) -> np.ndarray:
     """Encodes every title once with the frozen pretrained encoder (the cache).
 
     Returns [len(titles) + 1, hidden] unit-norm embeddings; row 0 (the unknown
@@ -42,7 +48,7 @@ def pretrained_title_embeddings(titles: list[str], model: ModelConfig) -> np.nda
     """
     from mtl_tf.model import text_encoder
 
-    backbone, tokenizer, length = _load_text_encoder(titles, model)
+    backbone, tokenizer, length = _load_text_encoder(titles, model, seed)
     tokens = text_encoder.tokenize_texts(tokenizer, [""] + titles, length)
     cache = text_encoder.encode_texts(backbone, tokens, pooling=model.text_pooling,
                                       normalize=True, verbose=0)
@@ -50,7 +56,7 @@ def pretrained_title_embeddings(titles: list[str], model: ModelConfig) -> np.nda
     return cache
 
 
-def fine_tuned_title_encoder(titles: list[str], model: ModelConfig
+def fine_tuned_title_encoder(titles: list[str], model: ModelConfig, seed: int = 0
                              ) -> tuple[TitleEncoder, dict[str, np.ndarray]]:
     """A `TitleEncoder` for `model.text_encoder_mode` and every title's tokens.
 
@@ -59,7 +65,7 @@ def fine_tuned_title_encoder(titles: list[str], model: ModelConfig
     """
     from mtl_tf.model import text_encoder
 
-    backbone, tokenizer, length = _load_text_encoder(titles, model)
+    backbone, tokenizer, length = _load_text_encoder(titles, model, seed)
     num_layers = len(backbone.transformer_layers)
     top_n = None
     if model.text_encoder_mode == "finetune_top_n":
@@ -97,10 +103,11 @@ def build_model(config: Config, data: RecDataset,
     text_embeddings = text_tokens = title_encoder = None
     if model_config.text_encoder not in ("bow", "none"):
         if model_config.text_encoder_mode == "frozen":
-            text_embeddings = pretrained_title_embeddings(titles, model_config)
+            text_embeddings = pretrained_title_embeddings(titles, model_config,
+                                                          config.train.seed)
         else:
-            title_encoder, text_tokens = fine_tuned_title_encoder(titles,
-                                                                  model_config)
+            title_encoder, text_tokens = fine_tuned_title_encoder(
+                titles, model_config, config.train.seed)
     catalog = ItemCatalog(
         item_ids, titles,
         list(items[F.ITEM_GENRES]),
