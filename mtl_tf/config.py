@@ -24,6 +24,7 @@ from mtl_tf.task_config import (  # noqa: F401  (re-exported)
 DATA_SOURCES = ("synthetic", "movielens", "tfds")
 SPLITS = ("random", "temporal", "cold_items")
 OPTIMIZERS = ("adam", "adagrad")
+TEXT_ENCODER_MODES = ("frozen", "finetune", "finetune_top_n")
 MTL_ARCHITECTURES = ("shared_bottom", "single_task", "mmoe", "ple", "esmm")
 WEIGHTINGS = ("fixed", "uncertainty", "dwa", "gradnorm")
 # The grid of benchmarks/movielens_mtl.py ("fixed+pcgrad": fixed weights, PCGrad).
@@ -123,12 +124,24 @@ class ModelConfig:
         embedding_dim: width of id/feature embeddings and of the tower outputs.
         user_features: user side features the query tower embeds.
         text_encoder: "none" (no title features), "bow" (a bag of words over
-            `TextVectorization` tokens), or a
-            pretrained keras-nlp encoder used frozen: a keras-nlp preset name
-            (e.g. "bert_tiny_en_uncased"), an "hf://" handle, a local Hugging Face
-            checkpoint directory, "minilm" (the offline all-MiniLM-L6-v2 package)
-            or "tiny" (an untrained from-config backbone, for tests). The catalog's
-            titles are encoded once and cached; see `mtl_tf.model.text_encoder`.
+            `TextVectorization` tokens), or a pretrained keras-hub BERT-family
+            encoder: a keras-hub preset name (e.g. "bert_tiny_en_uncased"), an
+            "hf://" handle, a local Hugging Face checkpoint directory, "minilm"
+            (the offline all-MiniLM-L6-v2 package) or "tiny" (an untrained
+            from-config backbone, for tests). See `mtl_tf.model.text_encoder`.
+        text_encoder_mode: how a pretrained encoder is used. "frozen" (default):
+            the catalog's titles are encoded once and cached; training never runs
+            the encoder. "finetune": every encoder weight trains. "finetune_top_n":
+            only the top `text_encoder_train_layers` transformer layers train. In
+            the fine-tuning modes the catalog holds each title's word-piece ids
+            and the candidate tower runs the encoder on the distinct items of each
+            batch; exports still bake the (fine-tuned) item representations in.
+        text_encoder_train_layers: transformer layers trained by
+            "finetune_top_n" (1 .. the encoder's number of layers; ignored by
+            the other modes).
+        text_encoder_learning_rate_multiplier: the encoder's weights are updated
+            by a second optimizer at `train.learning_rate` times this (> 0); small
+            values keep fine-tuning from wrecking the pretrained weights.
         text_pooling: "mean" or "cls" pooling of the pretrained encoder.
         item_genres: embed the item's genres in the candidate tower.
         text_encoder_sequence_length: word pieces per title for pretrained encoders.
@@ -159,6 +172,9 @@ class ModelConfig:
     embedding_dim: int = 64
     user_features: tuple[str, ...] = F.USER_FEATURES
     text_encoder: str = "bow"
+    text_encoder_mode: str = "frozen"
+    text_encoder_train_layers: int = 1
+    text_encoder_learning_rate_multiplier: float = 0.1
     text_pooling: str = "mean"
     item_genres: bool = True
     text_encoder_sequence_length: int = 32
@@ -182,6 +198,28 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _check_choice("model.mtl", self.mtl, MTL_ARCHITECTURES)
         _check_choice("model.text_pooling", self.text_pooling, ("mean", "cls"))
+        _check_choice("model.text_encoder_mode", self.text_encoder_mode,
+                      TEXT_ENCODER_MODES)
+        if self.text_encoder_mode != "frozen" and self.text_encoder in ("bow",
+                                                                        "none"):
+            raise ValueError(
+                f"model.text_encoder_mode={self.text_encoder_mode!r} fine-tunes a "
+                "pretrained text encoder, but model.text_encoder="
+                f"{self.text_encoder!r} is not one. Set model.text_encoder to a "
+                "pretrained encoder (e.g. minilm) or model.text_encoder_mode=frozen.")
+        if self.text_encoder_train_layers < 1:
+            raise ValueError("model.text_encoder_train_layers must be >= 1 (the "
+                             "number of top transformer layers that train). "
+                             f"Received: {self.text_encoder_train_layers}.")
+        if not self.text_encoder_learning_rate_multiplier > 0:
+            raise ValueError(
+                "model.text_encoder_learning_rate_multiplier must be > 0 (to keep "
+                "the encoder fixed, use model.text_encoder_mode=frozen). Received: "
+                f"{self.text_encoder_learning_rate_multiplier}.")
+        if self.text_encoder_sequence_length < 2:
+            raise ValueError("model.text_encoder_sequence_length must be >= 2 (room "
+                             "for [CLS] and [SEP]). Received: "
+                             f"{self.text_encoder_sequence_length}.")
         unknown = [f for f in self.user_features if f not in F.USER_FEATURES]
         if unknown:
             raise ValueError(f"model.user_features has unknown features {unknown}; "
@@ -257,11 +295,18 @@ class ExportConfig:
         model_name: directory under `export_dir`, the TF Serving model name.
         export_dir: base directory; versions go to `<export_dir>/<model_name>/<n>/`.
         default_k: `k` used by `recommend` callers that do not pass one.
+        item_encoder: also export the cold-start item encoder (raw title and
+            genres in, item embeddings out) to
+            `<export_dir>/<model_name>_item_encoder/<n>/`. Needs a fine-tuned text
+            encoder (`model.text_encoder_mode` "finetune" or "finetune_top_n"),
+            and its server needs the tensorflow-text ops; see
+            `mtl_tf.export.export_item_encoder`.
     """
 
     model_name: str = "mtl_movielens"
     export_dir: str = "saved_models"
     default_k: int = 10
+    item_encoder: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,6 +337,13 @@ class Config:
             raise ValueError(f"tasks {on_impressions} train on impressions, which "
                              "needs sampled non-interactions: set "
                              "data.impression_negatives to 1 or more.")
+        if self.export.item_encoder and self.model.text_encoder_mode == "frozen":
+            raise ValueError(
+                "export.item_encoder=true exports the candidate tower's text "
+                "encoder, which a frozen encoder does not keep (its titles are "
+                "cached). Set model.text_encoder_mode=finetune or finetune_top_n "
+                "(with a pretrained model.text_encoder), or export.item_encoder="
+                "false.")
 
     def task(self, name: str) -> TaskConfig | None:
         return next((t for t in self.tasks if t.name == name), None)

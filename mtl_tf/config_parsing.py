@@ -63,7 +63,11 @@ def apply_overrides(config: Config, overrides: list[str]) -> Config:
 
     ``tasks.<name>.<field>=value`` changes one task. Examples:
     ``train.epochs=5``, ``model.bottom_units=[256,128]``, ``tasks.like.weight=0``.
+    Section overrides are validated together, so their order does not matter
+    (``model.text_encoder_mode=finetune`` may come before ``model.text_encoder``);
+    a later override of the same key wins.
     """
+    sections: dict[str, dict[str, Any]] = {}
     for override in overrides:
         if "=" not in override:
             raise ValueError(f"Override {override!r} must look like section.key=value.")
@@ -80,8 +84,8 @@ def apply_overrides(config: Config, overrides: list[str]) -> Config:
             continue
         if len(parts) != 2:
             raise ValueError(f"Override {override!r}: use section.key=value.")
-        config = from_dict({parts[0]: {parts[1]: value}}, config)
-    return config
+        sections.setdefault(parts[0], {})[parts[1]] = value
+    return from_dict(sections, config) if sections else config
 
 
 def _takes_text(config: Config, parts: list[str]) -> bool:

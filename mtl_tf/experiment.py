@@ -96,9 +96,11 @@ def run(config: Config, run_dir: str | Path, *, export: bool = True,
     """Trains and evaluates `config`; writes config.json and metrics.json to run_dir.
 
     Returns a dict with `metrics` (test), `training` (epochs, throughput), `export`
-    (the SavedModel directory or None), `model` and `prepared`.
+    (the SavedModel directory or None), `item_encoder_export` (the cold-start item
+    encoder's directory when `export.item_encoder` is set, else None), `model` and
+    `prepared`.
     """
-    from mtl_tf.export import export_saved_model
+    from mtl_tf.export import export_item_encoder, export_saved_model
     from mtl_tf.model.builder import build_model
     from mtl_tf.training import fit
 
@@ -125,14 +127,19 @@ def run(config: Config, run_dir: str | Path, *, export: bool = True,
                "data": {"name": prepared.data.name, **prepared.splits.sizes(),
                         "cleaning": prepared.data.report.as_dict()}}
     write_json_atomic(run_dir / "metrics.json", summary)
-    export_path = None
+    export_path = item_encoder_path = None
     if export:
+        assets = {"config": config.to_dict(), "metrics": summary}
         export_path = export_saved_model(
             model, config.export.export_dir, config.export.model_name,
-            default_k=config.export.default_k,
-            assets={"config": config.to_dict(), "metrics": summary})
-    return {**summary, "export": export_path, "model": model, "prepared": prepared,
-            "history": training.get("history", {})}
+            default_k=config.export.default_k, assets=assets)
+        if config.export.item_encoder:
+            item_encoder_path = export_item_encoder(
+                model, config.export.export_dir,
+                f"{config.export.model_name}_item_encoder", assets=assets)
+    return {**summary, "export": export_path,
+            "item_encoder_export": item_encoder_path, "model": model,
+            "prepared": prepared, "history": training.get("history", {})}
 
 
 def write_json_atomic(path: Path, document: dict) -> None:

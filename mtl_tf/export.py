@@ -9,10 +9,17 @@ Signatures (inputs use the TFDS feature names and dtypes):
   than k items remain, the empty slots have id "" and score `EXCLUDED_SCORE`.
 
 Item representations of the whole catalog are computed at export time and baked in
-as constants, so serving needs only stock TensorFlow ops and runs no item tower.
-Unknown user ids use OOV embedding rows; unknown item ids use the representation
-of an unknown item. The export is written to a temporary directory and renamed into
-place, so a crash never leaves a half-written version.
+as constants, so serving needs only stock TensorFlow ops and runs no item tower: no
+tensorflow-text op and no transformer pass, even when the model fine-tuned a
+pretrained text encoder. Unknown user ids use OOV embedding rows; unknown item ids
+use the representation of an unknown item. The export is written to a temporary
+directory and renamed into place, so a crash never leaves a half-written version.
+
+`export_item_encoder` writes a separate, optional SavedModel for cold-start items
+(a model with a fine-tuned text encoder only): raw title text and genres in, item
+embeddings out. It tokenizes in-graph, so the server that loads it needs the
+tensorflow-text ops (`import tensorflow_text`; stock TF Serving does not have
+recent ones, DESIGN.md section 2).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import tensorflow as tf
 
 from mtl_tf import features as F
 from mtl_tf.model.multitask import MultiTaskRecommender
+from mtl_tf.model.towers import UNKNOWN_ITEM_ID
 
 # Score of excluded items; finite so TF Serving's JSON responses stay valid.
 EXCLUDED_SCORE = -1e9
@@ -50,7 +58,7 @@ class ServingModule(tf.Module):
         self._outputs = model._outputs
         catalog = model.catalog
         # Row 0 is the unknown item, rows 1.. the catalog in order.
-        unknown = model.candidate_tower(tf.constant(["\x00unknown-item"]))
+        unknown = model.candidate_tower(tf.constant([UNKNOWN_ITEM_ID]))
         known = model.candidate_tower(catalog.catalog_ids)
         self.item_representations = tf.constant(tf.concat([unknown, known], 0))
         self.item_embeddings = tf.math.l2_normalize(self.item_representations, -1)
@@ -120,13 +128,6 @@ def export_saved_model(model: MultiTaskRecommender, export_dir: str | Path,
     Returns:
         The final version directory.
     """
-    model_dir = Path(export_dir) / model_name
-    model_dir.mkdir(parents=True, exist_ok=True)
-    version = next_version(model_dir) if version is None else int(version)
-    final = model_dir / str(version)
-    if final.exists():
-        raise ValueError(f"Export version {final} already exists; pick another "
-                         "version or leave it unset to use the next free one.")
     module = ServingModule(model, default_k)
     signatures = {
         "serving_default": _named_inputs(module.serve, with_item=True),
@@ -134,15 +135,106 @@ def export_saved_model(model: MultiTaskRecommender, export_dir: str | Path,
         "recommend_excluding": _named_inputs(module.recommend_excluding, with_k=True,
                                              with_exclude=True),
     }
+    return _save_atomically(module, signatures, Path(export_dir) / model_name,
+                            version, assets, {"default_k": default_k})
+
+
+class ItemEncoderModule(tf.Module):
+    """The cold-start item encoder: the candidate tower on raw titles and genres.
+
+    New items get the unknown-item id row, as in the main model, plus their own
+    title (tokenized in-graph by the keras-hub tokenizer) and genres.
+    """
+
+    def __init__(self, model: MultiTaskRecommender):
+        super().__init__()
+        tower = model.candidate_tower
+        title_encoder = tower.title_encoder
+        if title_encoder is None or title_encoder.tokenizer is None:
+            raise ValueError(
+                "export_item_encoder needs a model whose candidate tower runs its "
+                "text encoder (model.text_encoder_mode='finetune' or "
+                "'finetune_top_n' with a pretrained model.text_encoder); a frozen "
+                "encoder's titles are a cache of the known catalog only.")
+        self.candidate_tower = tower
+        # Tracked so its vocabulary resources are saved with the graph.
+        self.tokenizer = title_encoder.tokenizer
+
+    def encode(self, titles: tf.Tensor, genres: tf.Tensor) -> dict[str, tf.Tensor]:
+        tower = self.candidate_tower
+        tokens = tower.title_encoder.tokenize(titles)
+        count = tf.shape(titles)[0]
+        genres = tf.cast(genres, tf.int64)
+        valid = (genres >= 0) & (genres < F.NUM_GENRES)
+        # one_hot of -1 is all zeros: padding and unknown genre ids drop out.
+        multi_hot = tf.minimum(tf.reduce_sum(tf.one_hot(
+            tf.where(valid, genres, -1), F.NUM_GENRES), axis=1), 1.0)
+        side = {"rows": tf.ones([count], tf.int64), "genres": multi_hot,
+                "text_token_ids": tokens["token_ids"],
+                "text_padding_mask": tokens["padding_mask"]}
+        id_rows = tower.id_lookup(tf.fill([count], UNKNOWN_ITEM_ID))
+        representation = tower.encode(id_rows, side, training=False)
+        return {"representation": representation,
+                "embedding": tf.math.l2_normalize(representation, -1)}
+
+
+def export_item_encoder(model: MultiTaskRecommender, export_dir: str | Path,
+                        model_name: str, *, version: int | None = None,
+                        assets: dict[str, dict] | None = None) -> Path:
+    """Exports the cold-start item encoder to `<export_dir>/<model_name>/<version>/`.
+
+    One signature, `encode_items` (also `serving_default`):
+    - `movie_title`: string [n], raw titles;
+    - `movie_genres`: int64 [n, m] genre ids (`features.GENRES` indices), padded
+      with -1; pass shape [n, 0] when genres are unknown.
+    Outputs `representation` [n, dim] (the candidate tower's output, what the
+    ranking heads take) and `embedding` (its unit-norm retrieval embedding, the
+    item side of the main export's `retrieval` cosine score). Every item is
+    treated as new (the unknown-item id row), so a known item's embedding here
+    equals the main model's only if the item was cold in training.
+
+    Needs a model with a fine-tuned text encoder (`model.text_encoder_mode`
+    "finetune" or "finetune_top_n"). The graph holds the keras-hub tokenizer's
+    tensorflow-text ops: load it where `tensorflow_text` is importable
+    (`import tensorflow_text` before `tf.saved_model.load`), not in stock TF
+    Serving. Written atomically like `export_saved_model`.
+
+    Returns:
+        The final version directory.
+    """
+    module = ItemEncoderModule(model)
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None], tf.string, name=F.ITEM_TITLE),
+        tf.TensorSpec([None, None], tf.int64, name=F.ITEM_GENRES)])
+    def encode_items(movie_title, movie_genres):
+        return module.encode(movie_title, movie_genres)
+
+    function = encode_items.get_concrete_function()
+    signatures = {"serving_default": function, "encode_items": function}
+    return _save_atomically(module, signatures, Path(export_dir) / model_name,
+                            version, assets, {"needs": ["tensorflow_text"]})
+
+
+def _save_atomically(module: tf.Module, signatures: dict, model_dir: Path,
+                     version: int | None, assets: dict[str, dict] | None,
+                     export_info: dict) -> Path:
+    """Saves to a temporary directory in `model_dir`, then renames it to the
+    version directory; assets go to `assets.extra/<name>.json`."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    version = next_version(model_dir) if version is None else int(version)
+    final = model_dir / str(version)
+    if final.exists():
+        raise ValueError(f"Export version {final} already exists; pick another "
+                         "version or leave it unset to use the next free one.")
     staging = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_dir))
     try:
         tf.saved_model.save(module, str(staging), signatures=signatures)
         extra = staging / "assets.extra"
         extra.mkdir(exist_ok=True)
         documents = dict(assets or {})
-        documents["export"] = {"model_name": model_name, "version": version,
-                               "default_k": default_k,
-                               "signatures": sorted(signatures)}
+        documents["export"] = {"model_name": model_dir.name, "version": version,
+                               **export_info, "signatures": sorted(signatures)}
         for name, document in documents.items():
             (extra / f"{name}.json").write_text(json.dumps(document, indent=2))
         os.replace(staging, final)

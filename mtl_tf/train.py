@@ -86,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Run directory: {output_dir} (config.json, metrics.json, tensorboard/)")
     if result["export"] is not None:
         print(f"SavedModel: {result['export']}")
+    if result.get("item_encoder_export") is not None:
+        print(f"Item encoder SavedModel (needs tensorflow-text ops): "
+              f"{result['item_encoder_export']}")
     return 0
 
 

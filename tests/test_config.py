@@ -197,3 +197,36 @@ def test_config_is_frozen():
     config = get_preset("tiny")
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.train.epochs = 5  # type: ignore[misc]
+
+
+def test_text_encoder_fine_tuning_fields():
+    config = apply_overrides(get_preset("tiny"), [
+        # Mode first: section overrides are validated together, in any order.
+        "model.text_encoder_mode=finetune_top_n", "model.text_encoder=minilm",
+        "model.text_encoder_train_layers=2",
+        "model.text_encoder_learning_rate_multiplier=1"])
+    model = config.model
+    assert (model.text_encoder_mode, model.text_encoder_train_layers) == (
+        "finetune_top_n", 2)
+    assert model.text_encoder_learning_rate_multiplier == 1.0
+    assert isinstance(model.text_encoder_learning_rate_multiplier, float)
+    assert Config().model.text_encoder_mode == "frozen"
+    assert from_dict(json.loads(config.to_json())) == config
+
+
+@pytest.mark.parametrize("overrides, named", [
+    (["model.text_encoder_mode=finetune"], "model.text_encoder='bow'"),
+    (["model.text_encoder=none", "model.text_encoder_mode=finetune_top_n"],
+     "model.text_encoder='none'"),
+    (["model.text_encoder_mode=train"], "model.text_encoder_mode"),
+    (["model.text_encoder_train_layers=0"], "model.text_encoder_train_layers"),
+    (["model.text_encoder_train_layers=1.5"], "model.text_encoder_train_layers"),
+    (["model.text_encoder_learning_rate_multiplier=0"],
+     "model.text_encoder_learning_rate_multiplier"),
+    (["model.text_encoder_sequence_length=1"], "model.text_encoder_sequence_length"),
+    (["export.item_encoder=true", "model.text_encoder=minilm"], "frozen"),
+])
+def test_bad_text_encoder_settings_name_the_field(overrides, named):
+    with pytest.raises(ValueError) as info:
+        apply_overrides(get_preset("tiny"), overrides)
+    assert named in str(info.value)

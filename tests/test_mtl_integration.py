@@ -9,6 +9,7 @@ import tensorflow as tf
 from mtl_tf import experiment
 from mtl_tf import features as F
 from mtl_tf.config import apply_overrides
+from mtl_tf.model.builder import build_model
 from test_end_to_end import serve_in_plain_tensorflow
 
 VARIANTS = {
@@ -20,6 +21,9 @@ VARIANTS = {
     "gradnorm": ["loss.weighting=gradnorm"],
     "pcgrad_clip": ["loss.pcgrad=true", "loss.clip_norm=1.0"],
     "frozen_text_encoder": ["model.text_encoder=tiny"],
+    "finetuned_text_encoder": ["model.text_encoder=tiny",
+                               "model.text_encoder_mode=finetune_top_n",
+                               "model.text_encoder_train_layers=1"],
 }
 
 
@@ -29,6 +33,18 @@ def _summary_tags(log_dir) -> set[str]:
         for event in tf.compat.v1.train.summary_iterator(str(path)):
             tags.update(value.tag for value in event.summary.value)
     return tags
+
+
+def _op_types(export_dir) -> set[str]:
+    """Op types of every serving signature's graph, function bodies included."""
+    loaded = tf.saved_model.load(str(export_dir))
+    types = set()
+    for function in loaded.signatures.values():
+        graph = function.graph.as_graph_def()
+        types |= {node.op for node in graph.node}
+        for body in graph.library.function:
+            types |= {node.op for node in body.node_def}
+    return types
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -55,6 +71,21 @@ def test_variant_trains_exports_and_serves(variant, tmp_path, tiny_config,
     else:
         assert not gate_tags
 
+    if variant == "finetuned_text_encoder":
+        model = result["model"]
+        # Training moved the top transformer layer away from its initial weights.
+        initial = build_model(config, tiny_prepared.data, tiny_prepared.splits.train)
+        start = {v.path: v.numpy()
+                 for v in initial.text_encoder_adapter.backbone.weights}
+        moved = {v.path for v in model.text_encoder_adapter.backbone.weights
+                 if np.abs(v.numpy() - start[v.path]).max() > 0}
+        assert moved and all(p.startswith("transformer_layer_1/") for p in moved)
+        # Item representations are baked: no attention (einsum) and no
+        # tokenizer op in any served graph.
+        ops = _op_types(result["export"])
+        assert "MatMul" in ops and "Einsum" not in ops, sorted(ops)
+        assert not [op for op in ops if "Wordpiece" in op or "Regex" in op]
+
     inputs, outputs, _ = serve_in_plain_tensorflow(result["export"], tiny_prepared,
                                                    tmp_path)
     features = {k: tf.constant(inputs[k]) for k in
@@ -67,8 +98,6 @@ def test_variant_trains_exports_and_serves(variant, tmp_path, tiny_config,
 
 
 def test_mmoe_gate_weights_are_inspectable(tiny_config, tiny_prepared):
-    from mtl_tf.model.builder import build_model
-
     config = apply_overrides(tiny_config, ["model.mtl=mmoe", "model.num_experts=3"])
     model = build_model(config, tiny_prepared.data, tiny_prepared.splits.train)
     batch = {k: tf.constant(v[:16]) for k, v in tiny_prepared.arrays["test"].items()}

@@ -13,11 +13,34 @@ from mtl_tf.model.catalog import ItemCatalog
 from mtl_tf.model.history import UserHistory
 from mtl_tf.model.multitask import MultiTaskRecommender
 from mtl_tf.model.ranking import architecture_args, build_ranking_network
+from mtl_tf.model.title_encoder import TitleEncoder
 from mtl_tf.model.towers import CandidateTower, QueryTower
 from mtl_tf.model.weighting import build_weighting
 
 
-def pretrained_title_embeddings(titles: list[str], model: ModelConfig) -> np.ndarray:
+def _load_text_encoder(titles: list[str], model: ModelConfig, seed: int):
+    """The configured pretrained backbone, its tokenizer and the title length."""
+    import keras
+
+    from mtl_tf.model import text_encoder
+
+    # Keras 3 draws initial weights (the tiny backbone, the unused pooler) and
+    # dropout masks from its own generator, which tf_keras' seeding leaves alone.
+    keras.utils.set_random_seed(seed)
+    if model.text_encoder == "tiny":
+        words = sorted({w for t in titles for w in t.lower().split()})
+        backbone, tokenizer = text_encoder.tiny_backbone(words)
+    else:
+        backbone, tokenizer = text_encoder.load_backbone_and_tokenizer(
+            model.text_encoder)
+    # Positions past the backbone's limit have no position embedding: cut there.
+    length = min(model.text_encoder_sequence_length,
+                 int(backbone.max_sequence_length))
+    return backbone, tokenizer, length
+
+
+def pretrained_title_embeddings(titles: list[str], model: ModelConfig,
+                                seed: int = 0) -> np.ndarray:
     """Encodes every title once with the frozen pretrained encoder (the cache).
 
     Returns [len(titles) + 1, hidden] unit-norm embeddings; row 0 (the unknown
@@ -25,18 +48,43 @@ def pretrained_title_embeddings(titles: list[str], model: ModelConfig) -> np.nda
     """
     from mtl_tf.model import text_encoder
 
-    if model.text_encoder == "tiny":
-        words = sorted({w for t in titles for w in t.lower().split()})
-        backbone, tokenizer = text_encoder.tiny_backbone(words)
-    else:
-        backbone, tokenizer = text_encoder.load_backbone_and_tokenizer(
-            model.text_encoder)
-    tokens = text_encoder.tokenize_texts(tokenizer, [""] + titles,
-                                         model.text_encoder_sequence_length)
+    backbone, tokenizer, length = _load_text_encoder(titles, model, seed)
+    tokens = text_encoder.tokenize_texts(tokenizer, [""] + titles, length)
     cache = text_encoder.encode_texts(backbone, tokens, pooling=model.text_pooling,
                                       normalize=True, verbose=0)
     cache[0] = 0.0
     return cache
+
+
+def fine_tuned_title_encoder(titles: list[str], model: ModelConfig, seed: int = 0
+                             ) -> tuple[TitleEncoder, dict[str, np.ndarray]]:
+    """A `TitleEncoder` for `model.text_encoder_mode` and every title's tokens.
+
+    Returns the encoder and `{"token_ids", "padding_mask"}` of
+    [len(titles) + 1, length] (row 0: the unknown item's empty title).
+    """
+    from mtl_tf.model import text_encoder
+
+    backbone, tokenizer, length = _load_text_encoder(titles, model, seed)
+    num_layers = len(backbone.transformer_layers)
+    top_n = None
+    if model.text_encoder_mode == "finetune_top_n":
+        top_n = model.text_encoder_train_layers
+        if top_n > num_layers:
+            raise ValueError(
+                f"model.text_encoder_train_layers={top_n} exceeds the "
+                f"{num_layers} transformer layers of text encoder "
+                f"{model.text_encoder!r}. Set it to 1..{num_layers}, or use "
+                "model.text_encoder_mode=finetune to train every layer.")
+    adapter = text_encoder.TextEncoderAdapter(
+        backbone, mode=model.text_encoder_mode, pooling=model.text_pooling,
+        train_top_n_layers=top_n, normalize=True,
+        learning_rate_multiplier=model.text_encoder_learning_rate_multiplier,
+        name="text_encoder_adapter")
+    tokens = text_encoder.tokenize_texts(tokenizer, [""] + titles, length)
+    encoder = TitleEncoder(adapter, tokenizer, sequence_length=length,
+                           name="title_encoder")
+    return encoder, tokens
 
 
 def build_model(config: Config, data: RecDataset,
@@ -52,6 +100,14 @@ def build_model(config: Config, data: RecDataset,
     items = data.items
     item_ids = items[F.ITEM_ID].astype(str).tolist()
     titles = items[F.ITEM_TITLE].fillna("").astype(str).tolist()
+    text_embeddings = text_tokens = title_encoder = None
+    if model_config.text_encoder not in ("bow", "none"):
+        if model_config.text_encoder_mode == "frozen":
+            text_embeddings = pretrained_title_embeddings(titles, model_config,
+                                                          config.train.seed)
+        else:
+            title_encoder, text_tokens = fine_tuned_title_encoder(
+                titles, model_config, config.train.seed)
     catalog = ItemCatalog(
         item_ids, titles,
         list(items[F.ITEM_GENRES]),
@@ -59,8 +115,7 @@ def build_model(config: Config, data: RecDataset,
                            if i in train_items],
         max_tokens=model_config.text_max_tokens,
         sequence_length=model_config.text_sequence_length,
-        text_embeddings=(None if model_config.text_encoder in ("bow", "none")
-                         else pretrained_title_embeddings(titles, model_config)))
+        text_embeddings=text_embeddings, text_tokens=text_tokens)
     dim = model_config.embedding_dim
     query_tower = QueryTower(sorted(set(train[F.USER_ID].astype(str))),
                              model_config.user_features, dim,
@@ -70,6 +125,7 @@ def build_model(config: Config, data: RecDataset,
                                      num_oov_buckets=1,
                                      use_text=model_config.text_encoder != "none",
                                      use_genres=model_config.item_genres,
+                                     title_encoder=title_encoder,
                                      name="candidate_tower")
     if model_config.user_history:
         user_rows = query_tower.id_lookup(train[F.USER_ID].astype(str).to_numpy())

@@ -27,6 +27,10 @@ class ItemCatalog(tf.keras.layers.Layer):
         sequence_length: title tokens kept per item.
         text_embeddings: optional [len(item_ids) + 1, hidden] title embeddings from
             a frozen pretrained encoder (row 0: the unknown item), computed once.
+        text_tokens: optional word-piece ids of every title for an encoder that
+            is fine-tuned in the tower: `{"token_ids", "padding_mask"}` arrays of
+            shape [len(item_ids) + 1, length] (row 0: the unknown item), as made
+            by `text_encoder.tokenize_texts`.
 
     Example:
         >>> catalog = ItemCatalog(["7"], ["Space Robot"], [(15,)], ["Space Robot"])
@@ -37,7 +41,8 @@ class ItemCatalog(tf.keras.layers.Layer):
     def __init__(self, item_ids: Sequence[str], titles: Sequence[str],
                  genres: Sequence[Sequence[int]], vocabulary_titles: Sequence[str],
                  max_tokens: int = 5000, sequence_length: int = 12,
-                 text_embeddings: np.ndarray | None = None, **kwargs):
+                 text_embeddings: np.ndarray | None = None,
+                 text_tokens: dict[str, np.ndarray] | None = None, **kwargs):
         super().__init__(**kwargs)
         if not (len(item_ids) == len(titles) == len(genres)):
             raise ValueError("ItemCatalog: item_ids, titles and genres must align. "
@@ -66,6 +71,16 @@ class ItemCatalog(tf.keras.layers.Layer):
                                  f"plus the unknown row ({len(item_ids) + 1}). "
                                  f"Received shape {text_embeddings.shape}.")
             self.text_embeddings = tf.constant(text_embeddings, tf.float32)
+        self.text_token_ids = self.text_padding_mask = None
+        if text_tokens is not None:
+            token_ids = np.asarray(text_tokens["token_ids"], np.int32)
+            if token_ids.ndim != 2 or token_ids.shape[0] != len(item_ids) + 1:
+                raise ValueError("ItemCatalog: text_tokens needs one row per item "
+                                 f"plus the unknown row ({len(item_ids) + 1}). "
+                                 f"Received token_ids of shape {token_ids.shape}.")
+            self.text_token_ids = tf.constant(token_ids)
+            self.text_padding_mask = tf.constant(
+                np.asarray(text_tokens["padding_mask"], bool))
         self._table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
                 self.catalog_ids, tf.range(1, len(item_ids) + 1, dtype=tf.int64)),
@@ -86,4 +101,7 @@ class ItemCatalog(tf.keras.layers.Layer):
                 "genres": tf.gather(self.genre_multi_hot, rows)}
         if self.text_embeddings is not None:
             side["text_embeddings"] = tf.gather(self.text_embeddings, rows)
+        if self.text_token_ids is not None:
+            side["text_token_ids"] = tf.gather(self.text_token_ids, rows)
+            side["text_padding_mask"] = tf.gather(self.text_padding_mask, rows)
         return side

@@ -10,6 +10,7 @@ import tensorflow_recommenders as tfrs
 from mtl_tf import features as F
 from mtl_tf.model.catalog import ItemCatalog
 from mtl_tf.model.ranking import BODY_LAYER, INTERACTION_LAYER, ITEM_INPUT, USER_INPUT
+from mtl_tf.model.text_encoder import TextEncoderAdapter, backbone_optimizer
 from mtl_tf.model.towers import CandidateTower, QueryTower
 from mtl_tf.model.weighting import (
     FixedWeighting,
@@ -75,6 +76,13 @@ class MultiTaskRecommender(tfrs.models.Model):
     current weight as `<task>_weight`. With `pcgrad`, conflicting task gradients are
     projected (Yu et al., NeurIPS 2020); `clip_norm` clips the global gradient norm.
 
+    With a fine-tuned pretrained text encoder in the candidate tower, `compile`
+    also creates `backbone_optimizer`, a copy of the optimizer at the learning
+    rate times the adapter's `learning_rate_multiplier`, and `train_step` applies
+    the backbone's gradients with it (Adam-type optimizers ignore gradient
+    scale, so scaling the gradients would not slow the backbone down). It is an
+    attribute of the model, so checkpoints of the model hold its slots.
+
     Args:
         query_tower, candidate_tower: the towers.
         ranking_network: functional model with inputs "user"/"item" and one output
@@ -121,6 +129,7 @@ class MultiTaskRecommender(tfrs.models.Model):
         self._negative_rows = tf.constant(
             [row for row, p in enumerate(probabilities) if row > 0 and p > 0],
             tf.int64)
+        self.backbone_optimizer = None
         self.retrieval_task = None
         self.ranking_tasks = {}
         for task in self.task_configs:
@@ -141,6 +150,21 @@ class MultiTaskRecommender(tfrs.models.Model):
                     metrics=[_METRICS[m](task.name) for m in task.metrics],
                     loss_metrics=[loss_metric], name=task.name)
 
+    @property
+    def text_encoder_adapter(self) -> TextEncoderAdapter | None:
+        """The candidate tower's fine-tuned text encoder, if it has one."""
+        title_encoder = self.candidate_tower.title_encoder
+        return None if title_encoder is None else title_encoder.adapter
+
+    def compile(self, optimizer="rmsprop", **kwargs):
+        """Keras `compile`; also makes `backbone_optimizer` (see the class doc)."""
+        super().compile(optimizer=optimizer, **kwargs)
+        adapter = self.text_encoder_adapter
+        self.backbone_optimizer = None
+        if adapter is not None and adapter.trainable_weights:
+            self.backbone_optimizer = backbone_optimizer(
+                self.optimizer, adapter.learning_rate_multiplier)
+
     def user_embeddings(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
         """Unit-norm retrieval embeddings of users."""
         return self._retrieval_embedding(self.query_tower(features))
@@ -155,7 +179,7 @@ class MultiTaskRecommender(tfrs.models.Model):
     def call(self, features: dict[str, tf.Tensor], training: bool = False):
         """Ranking outputs (one per ranking task) plus the retrieval score."""
         user = self.query_tower(features)
-        item = self.candidate_tower(features[F.ITEM_ID])
+        item = self.candidate_tower(features[F.ITEM_ID], training=training)
         return self._outputs(user, item, training)
 
     def _outputs(self, user: tf.Tensor, item: tf.Tensor, training: bool):
@@ -177,7 +201,20 @@ class MultiTaskRecommender(tfrs.models.Model):
         # Training examples are in their user's history: leave them out of it.
         user = self.query_tower(features,
                                 target_item_ids=item_ids if training else None)
-        item = self.candidate_tower(item_ids)
+        negative_rows = negatives = None
+        if (training and self.extra_negatives > 0
+                and self.retrieval_task is not None):
+            negative_rows = tf.gather(self._negative_rows, tf.random.uniform(
+                [self.extra_negatives], 0, tf.size(self._negative_rows, tf.int64),
+                dtype=tf.int64))
+            negative_ids = tf.gather(self.catalog.catalog_ids, negative_rows - 1)
+            # One tower pass over the batch's items and the negatives, so each
+            # distinct item is encoded once (a fine-tuned text encoder is costly).
+            both = self.candidate_tower(tf.concat([item_ids, negative_ids], 0),
+                                        training=training)
+            item, negatives = both[:tf.size(item_ids)], both[tf.size(item_ids):]
+        else:
+            item = self.candidate_tower(item_ids, training=training)
         outputs = self.ranking_network({USER_INPUT: user, ITEM_INPUT: item},
                                        training=training)
         watched = features.get(F.WATCH)
@@ -190,8 +227,8 @@ class MultiTaskRecommender(tfrs.models.Model):
                                              for t in (user, item, item_ids))
                 else:
                     user_r, item_r, ids_r = user, item, item_ids
-                losses[task.name] = self._retrieval_loss(user_r, item_r, ids_r,
-                                                         training)
+                losses[task.name] = self._retrieval_loss(
+                    user_r, item_r, ids_r, training, negative_rows, negatives)
                 continue
             if task.type == "multilabel":
                 label = self.catalog(item_ids)["genres"]
@@ -262,14 +299,23 @@ class MultiTaskRecommender(tfrs.models.Model):
             self.weighting.step(losses, self.shared_variables(), tape)
         del tape
         grads = clip_gradients(grads, self.clip_norm)
-        self.optimizer.apply_gradients(
-            (g, v) for g, v in zip(grads, variables) if g is not None)
+        if self.backbone_optimizer is not None:
+            backbone, others = self.text_encoder_adapter.split_gradients(
+                grads, variables)
+            if backbone:
+                self.backbone_optimizer.apply_gradients(backbone)
+        else:
+            others = [(g, v) for g, v in zip(grads, variables) if g is not None]
+        self.optimizer.apply_gradients(others)
         metrics = {metric.name: metric.result() for metric in self.metrics}
         metrics.update({f"{name}_weight": w for name, w in weights.items()})
         metrics.update(loss=loss, regularization_loss=regularization, total_loss=total)
         return metrics
 
-    def _retrieval_loss(self, user, item, item_ids, training):
+    def _retrieval_loss(self, user, item, item_ids, training, negative_rows=None,
+                        negatives=None):
+        """In-batch softmax loss, plus the sampled `negatives` (tower outputs of
+        catalog rows `negative_rows`) when given."""
         queries = tf.math.l2_normalize(user, axis=-1)
         candidates = tf.math.l2_normalize(item, axis=-1)
         # Integer catalog rows identify candidates: comparing them to remove
@@ -278,13 +324,10 @@ class MultiTaskRecommender(tfrs.models.Model):
         sampling = None
         if self.logq_correction:
             sampling = tf.exp(tf.gather(self._log_item_probability, candidate_ids))
-        if self.extra_negatives > 0 and training:
-            rows = tf.gather(self._negative_rows, tf.random.uniform(
-                [self.extra_negatives], 0, tf.size(self._negative_rows, tf.int64),
-                dtype=tf.int64))
-            extra_ids = tf.gather(self.catalog.catalog_ids, rows - 1)
-            candidates = tf.concat([candidates, self.item_embeddings(extra_ids)], 0)
-            candidate_ids = tf.concat([candidate_ids, rows], 0)
+        if negatives is not None:
+            candidates = tf.concat(
+                [candidates, tf.math.l2_normalize(negatives, axis=-1)], 0)
+            candidate_ids = tf.concat([candidate_ids, negative_rows], 0)
             if sampling is not None:
                 pool = tf.cast(tf.size(self._negative_rows), tf.float32)
                 uniform = tf.fill([self.extra_negatives], 1.0 / pool)

@@ -12,7 +12,9 @@ across keras-hub versions. HDF5 `save_weights` matches weights by order, which
 depends on `mode`; prefer TensorFlow-format checkpoints.
 
 Tokenization runs once, in numpy, when the catalog is built (`tokenize_texts`), so
-no tensorflow-text op ever enters a training or serving graph (DESIGN.md section 2).
+no tensorflow-text op enters a training or serving graph (DESIGN.md section 2); only
+the optional cold-start item encoder export tokenizes in-graph
+(`title_encoder.TitleEncoder.tokenize`).
 
 Example:
     >>> backbone, tokenizer = tiny_backbone(["star", "wars", "seattle"])

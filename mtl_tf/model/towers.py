@@ -9,6 +9,10 @@ import tensorflow as tf
 from mtl_tf import features as F
 from mtl_tf.model.catalog import ItemCatalog
 from mtl_tf.model.history import UserHistory
+from mtl_tf.model.title_encoder import TitleEncoder
+
+# Any string that is never an item id: it looks up the unknown-item (OOV) id row.
+UNKNOWN_ITEM_ID = "\x00unknown-item"
 
 
 def _id_embedding(vocabulary: Sequence[str], dim: int, num_oov: int, name: str):
@@ -80,11 +84,14 @@ class QueryTower(tf.keras.layers.Layer):
 
 
 class CandidateTower(tf.keras.layers.Layer):
-    """Embeds an item from its id, genres and title (bag of words).
+    """Embeds an item from its id, genres and title.
 
     Item text and genres come from the `ItemCatalog`, so a request only carries the
     id. Items unseen in training but present in the catalog (cold start) get the
-    OOV id row plus their real text and genres.
+    OOV id row plus their real text and genres. The title is a bag of words, the
+    catalog's cached frozen-encoder embedding, or, with a `title_encoder`, the
+    output of a pretrained encoder fine-tuned here; each distinct item of a batch
+    is encoded once.
 
     Args:
         item_ids: training-split item ids (the id vocabulary).
@@ -93,32 +100,60 @@ class CandidateTower(tf.keras.layers.Layer):
         num_oov_buckets: OOV rows for unknown ids.
         use_text, use_genres: include the title / genre features (both off: an
             id-only tower).
+        title_encoder: a `TitleEncoder` run on the catalog's `text_tokens`.
     """
 
     def __init__(self, item_ids: Sequence[str], catalog: ItemCatalog, dim: int,
                  num_oov_buckets: int = 1, use_text: bool = True,
-                 use_genres: bool = True, **kwargs):
+                 use_genres: bool = True, title_encoder: TitleEncoder | None = None,
+                 **kwargs):
         super().__init__(**kwargs)
+        if title_encoder is not None and catalog.text_token_ids is None:
+            raise ValueError("CandidateTower: a title_encoder needs a catalog with "
+                             "`text_tokens` (the titles' word-piece ids).")
         self.use_text = use_text
         self.use_genres = use_genres
         self.catalog = catalog
+        self.title_encoder = title_encoder
         self.dim = dim
         self.id_lookup, self.id_embedding = _id_embedding(
             item_ids, dim, num_oov_buckets, "item_id")
-        self.word_embedding = tf.keras.layers.Embedding(
+        # Title text: a bag of words, or a projection of a pretrained encoder's
+        # output (cached or fine-tuned). Only the layer in use is created: a
+        # never-built one is dead weight in checkpoints and exports.
+        pretrained = title_encoder is not None or catalog.text_embeddings is not None
+        self.word_embedding = None if pretrained else tf.keras.layers.Embedding(
             catalog.text_vocabulary_size, dim, name="title_word_embedding")
-        # With cached pretrained title embeddings, a projection replaces the BOW.
-        self.text_projection = tf.keras.layers.Dense(dim, name="title_projection")
+        self.text_projection = (tf.keras.layers.Dense(dim, name="title_projection")
+                                if pretrained else None)
         self.genre_embedding = tf.keras.layers.Dense(
             dim // 2, use_bias=False, name="genre_embedding")
         self.projection = tf.keras.layers.Dense(dim, name="item_projection")
 
-    def call(self, item_ids: tf.Tensor) -> tf.Tensor:
+    def call(self, item_ids: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         # Encode each distinct item of the batch once.
         unique_ids, positions = tf.unique(item_ids)
-        side = self.catalog(unique_ids)
-        parts = [self.id_embedding(self.id_lookup(unique_ids))]
-        if self.use_text and "text_embeddings" in side:
+        encoded = self.encode(self.id_lookup(unique_ids), self.catalog(unique_ids),
+                              training=training)
+        return tf.gather(encoded, positions)
+
+    def encode(self, id_rows: tf.Tensor, side: dict[str, tf.Tensor],
+               training: bool | None = None) -> tf.Tensor:
+        """The tower's output from id-embedding rows and side features.
+
+        `side` is what `ItemCatalog.call` returns (`rows`, `genres` and the text
+        features of the tower's kind); the cold-start item encoder export builds
+        it from raw titles and genres instead.
+        """
+        parts = [self.id_embedding(id_rows)]
+        if self.use_text and self.title_encoder is not None:
+            text = self.title_encoder({"token_ids": side["text_token_ids"],
+                                       "padding_mask": side["text_padding_mask"]},
+                                      training=training)
+            # The unknown item (row 0) has no title: zeros, as in the frozen cache.
+            text *= tf.cast(side["rows"] > 0, text.dtype)[:, None]
+            parts.append(self.text_projection(text))
+        elif self.use_text and "text_embeddings" in side:
             parts.append(self.text_projection(side["text_embeddings"]))
         elif self.use_text:
             tokens = side["title_tokens"]
@@ -129,5 +164,4 @@ class CandidateTower(tf.keras.layers.Layer):
             genres = side["genres"] / tf.maximum(
                 tf.reduce_sum(side["genres"], axis=1, keepdims=True), 1.0)
             parts.append(self.genre_embedding(genres))
-        encoded = self.projection(tf.concat(parts, axis=-1))
-        return tf.gather(encoded, positions)
+        return self.projection(tf.concat(parts, axis=-1))
