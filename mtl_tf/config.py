@@ -147,8 +147,10 @@ class ModelConfig:
         text_encoder_sequence_length: word pieces per title for pretrained encoders.
         text_max_tokens: vocabulary size of the bag-of-words title encoder.
         text_sequence_length: title tokens kept per item.
-        mtl: multi-task architecture of the ranking network: "shared_bottom",
-            "single_task" (no sharing), "mmoe" (Ma et al., KDD 2018), "ple"
+        mtl: multi-task architecture of the ranking network: "single_task"
+            (the default: one MLP per ranking task over the shared towers, chosen
+            from the MovieLens grid in docs/movielens_mtl.md), "shared_bottom",
+            "mmoe" (Ma et al., KDD 2018), "ple"
             (Tang et al., RecSys 2020) or "esmm" (Ma et al., SIGIR 2018: one MLP
             per task over the shared embeddings, with tasks chained by
             `depends_on`; see the "esmm" preset).
@@ -180,7 +182,7 @@ class ModelConfig:
     text_encoder_sequence_length: int = 32
     text_max_tokens: int = 5000
     text_sequence_length: int = 12
-    mtl: str = "shared_bottom"
+    mtl: str = "single_task"
     bottom_units: tuple[int, ...] = (128, 64)
     num_experts: int = 4
     expert_units: tuple[int, ...] = (64,)

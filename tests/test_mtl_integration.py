@@ -15,7 +15,7 @@ from test_end_to_end import serve_in_plain_tensorflow
 VARIANTS = {
     "mmoe": ["model.mtl=mmoe"],
     "ple": ["model.mtl=ple", "model.num_levels=2"],
-    "single_task": ["model.mtl=single_task"],
+    "shared_bottom": ["model.mtl=shared_bottom"],
     "uncertainty": ["loss.weighting=uncertainty"],
     "dwa": ["loss.weighting=dwa"],
     "gradnorm": ["loss.weighting=gradnorm"],
