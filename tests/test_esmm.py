@@ -104,13 +104,15 @@ def test_impression_negatives_are_unknown_pairs_with_zero_labels():
     items = np.array(["a", "b", "c", "d"], object)
     out = add_impression_negatives(arrays, items, known, per_example=3, seed=0)
     assert len(out[F.USER_ID]) == 8
-    np.testing.assert_array_equal(out[F.ITEM_ID][:2], ["a", "b"])  # Originals first.
-    sampled = slice(2, None)
+    # Each example is followed by its own sampled rows.
+    np.testing.assert_array_equal(out[F.ITEM_ID][[0, 4]], ["a", "b"])
+    np.testing.assert_array_equal(out[F.WATCH], [1, 0, 0, 0, 1, 0, 0, 0])
+    sampled = out[F.WATCH] == 0
     np.testing.assert_array_equal(out[F.USER_ID][sampled], ["u1"] * 3 + ["u2"] * 3)
     np.testing.assert_array_equal(out[F.USER_AGE][sampled], [18.0] * 3 + [25.0] * 3)
     for user, item in zip(out[F.USER_ID][sampled], out[F.ITEM_ID][sampled]):
         assert item in ({"b", "d"} if user == "u1" else {"a", "c", "d"})
-    for label in (F.WATCH, F.LIKE, F.RATING):
+    for label in (F.LIKE, F.RATING):
         assert not out[label][sampled].any()
 
 
@@ -133,7 +135,8 @@ def test_interaction_tasks_ignore_impression_rows(esmm_config):
     prepared = experiment.prepare_data(esmm_config)
     model = build_model(esmm_config, prepared.data, prepared.splits.train)
     test = prepared.arrays["test"]
-    rows = np.r_[0:8, len(prepared.splits.test):len(prepared.splits.test) + 8]
+    rows = np.r_[np.flatnonzero(test[F.WATCH] > 0)[:8],
+                 np.flatnonzero(test[F.WATCH] == 0)[:8]]
     batch = {k: tf.constant(v[rows]) for k, v in test.items()}
     watched = {k: tf.constant(v[rows[:8]]) for k, v in test.items()}
     assert batch[F.WATCH].numpy().tolist() == [1.0] * 8 + [0.0] * 8

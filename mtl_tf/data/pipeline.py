@@ -47,7 +47,8 @@ def add_impression_negatives(arrays: dict[str, np.ndarray], item_ids: np.ndarray
     rows zero weight, so the rating value is never learned from.
 
     Returns:
-        new arrays: the originals first, then the sampled rows.
+        new arrays: each original example followed by its `per_example` sampled
+        rows.
     """
     if per_example < 1:
         return arrays
@@ -70,7 +71,14 @@ def add_impression_negatives(arrays: dict[str, np.ndarray], item_ids: np.ndarray
     for label in LABELS:
         if label in sampled:
             sampled[label] = np.zeros_like(sampled[label])
-    return {name: np.concatenate([arrays[name], sampled[name]]) for name in arrays}
+    # Each example is followed by its sampled rows, so every unshuffled batch
+    # (validation, test) holds interactions for the retrieval task too.
+    count = len(arrays[F.USER_ID])
+    order = np.concatenate([np.arange(count)[:, None],
+                            count + np.arange(count * per_example).reshape(
+                                count, per_example)], axis=1).ravel()
+    return {name: np.concatenate([arrays[name], sampled[name]])[order]
+            for name in arrays}
 
 
 def make_dataset(arrays: dict[str, np.ndarray], batch_size: int, *,
