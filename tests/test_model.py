@@ -90,6 +90,61 @@ def test_candidate_tower_unique_path_matches_per_item_encoding(catalog):
     assert not np.allclose(batch[0], batch[1])
 
 
+def test_gated_content_at_gate_zero_is_the_id_only_tower(catalog):
+    ids = tf.constant(["30", "10", "20", "unknown", "30"])
+    gated = CandidateTower(["10", "30"], catalog, dim=6, content_fusion="gated")
+    id_only = CandidateTower(["10", "30"], catalog, dim=6, use_text=False,
+                             use_genres=False)
+    gated(ids), id_only(ids)  # Builds the variables.
+    for name in ("id_embedding", "projection"):
+        getattr(id_only, name).set_weights(getattr(gated, name).get_weights())
+    np.testing.assert_allclose(gated(ids).numpy(), id_only(ids).numpy(), atol=1e-6)
+    assert gated.content_gate.numpy().tolist() == [0.0] * 6
+    gated.content_gate.assign(np.ones(6, np.float32))
+    assert not np.allclose(gated(ids).numpy(), id_only(ids).numpy(), atol=1e-3)
+
+
+def test_concat_content_fusion_has_no_gate(catalog):
+    tower = CandidateTower(["10", "30"], catalog, dim=6)
+    tower(tf.constant(["10"]))
+    assert tower.content_fusion == "concat" and tower.content_gate is None
+    assert not any("gate" in w.name for w in tower.weights)
+
+
+def test_item_id_dropout_replaces_ids_by_the_oov_id_only_in_training():
+    n = 400
+    ids = [str(i) for i in range(n)]
+    # No text, no genres: a dropped item's vector is exactly the OOV vector.
+    same_content = ItemCatalog(ids, ["x"] * n, [()] * n, vocabulary_titles=["x"])
+    tower = CandidateTower(ids, same_content, dim=4, use_text=False,
+                           use_genres=False, id_dropout=0.5)
+    batch = tf.constant(ids + ids[:50])  # Repeats: an item is dropped as a whole.
+    oov = tower(tf.constant(["not-an-item"])).numpy()[0]
+    evaluation = tower(batch).numpy()
+    np.testing.assert_allclose(tower(batch, training=False).numpy(), evaluation)
+    assert not np.isclose(evaluation, oov).all(axis=1).any()
+    tf.random.set_seed(0)
+    training = tower(batch, training=True).numpy()
+    dropped = np.isclose(training, oov).all(axis=1)
+    assert 0.4 < dropped[:n].mean() < 0.6
+    # Kept items keep their own vector; a repeated item is dropped as a whole.
+    np.testing.assert_allclose(training[~dropped], evaluation[~dropped])
+    np.testing.assert_array_equal(dropped[n:], dropped[:50])
+
+
+def test_candidate_tower_invalid_arguments_raise(catalog):
+    with pytest.raises(ValueError, match="content_fusion='sum'"):
+        CandidateTower(["10"], catalog, dim=4, content_fusion="sum")
+    with pytest.raises(ValueError, match="id_dropout=1.0"):
+        CandidateTower(["10"], catalog, dim=4, id_dropout=1.0)
+    with pytest.raises(ValueError, match="text_dropout=-0.1"):
+        CandidateTower(["10"], catalog, dim=4, text_dropout=-0.1)
+    with pytest.raises(ValueError, match="model.content_fusion"):
+        apply_overrides(SMALL, ["model.content_fusion=sum"])
+    with pytest.raises(ValueError, match="model.item_id_dropout"):
+        apply_overrides(SMALL, ["model.item_id_dropout=1.5"])
+
+
 def _user_features(ids, ages, genders, occupations):
     return {F.USER_ID: tf.constant(ids),
             F.USER_AGE: tf.constant(ages, tf.float32),
@@ -224,6 +279,19 @@ def test_extra_negatives_apply_only_in_training(small_model):
     plain_train = float(plain.compute_loss(features, training=True))
     assert float(plain.compute_loss(features, training=True)) == plain_train
     assert float(extra.compute_loss(features, training=True)) > plain_train + 1e-3
+
+
+def test_item_id_dropout_reaches_the_candidate_tower_only_in_training(
+        small_model, monkeypatch):
+    model, features = small_model
+    retrieval = _with(model, {"retrieval": 1.0})
+    evaluation = float(retrieval.compute_loss(features, training=False))
+    training = float(retrieval.compute_loss(features, training=True))
+    monkeypatch.setattr(model.candidate_tower, "id_dropout", 0.9)
+    assert float(retrieval.compute_loss(features, training=False)) == evaluation
+    # Most items now share the OOV id: the retrieval loss changes.
+    assert float(retrieval.compute_loss(features, training=True)) != pytest.approx(
+        training, rel=1e-3)
 
 
 def test_logq_correction_subtracts_log_sampling_probability(small_model):

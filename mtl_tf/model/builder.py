@@ -70,6 +70,13 @@ def build_model(config: Config, data: RecDataset,
                                      num_oov_buckets=1,
                                      use_text=model_config.text_encoder != "none",
                                      use_genres=model_config.item_genres,
+                                     content_fusion=model_config.content_fusion,
+                                     content_gate_init=(
+                                         model_config.content_gate_init),
+                                     id_dropout=model_config.item_id_dropout,
+                                     text_dropout=model_config.text_dropout,
+                                     unknown_item_embedding=(
+                                         model_config.unknown_item_embedding),
                                      name="candidate_tower")
     if model_config.user_history:
         user_rows = query_tower.id_lookup(train[F.USER_ID].astype(str).to_numpy())

@@ -139,9 +139,11 @@ class MultiTaskRecommender(tfrs.models.Model):
         """Unit-norm retrieval embeddings of users."""
         return self._retrieval_embedding(self.query_tower(features))
 
-    def item_embeddings(self, item_ids: tf.Tensor) -> tf.Tensor:
+    def item_embeddings(self, item_ids: tf.Tensor,
+                        training: bool = False) -> tf.Tensor:
         """Unit-norm retrieval embeddings of items."""
-        return tf.math.l2_normalize(self.candidate_tower(item_ids), axis=-1)
+        return tf.math.l2_normalize(self.candidate_tower(item_ids, training=training),
+                                    axis=-1)
 
     def _retrieval_embedding(self, user_repr: tf.Tensor) -> tf.Tensor:
         return tf.math.l2_normalize(user_repr, axis=-1)
@@ -149,7 +151,7 @@ class MultiTaskRecommender(tfrs.models.Model):
     def call(self, features: dict[str, tf.Tensor], training: bool = False):
         """Ranking outputs (one per ranking task) plus the retrieval score."""
         user = self.query_tower(features)
-        item = self.candidate_tower(features[F.ITEM_ID])
+        item = self.candidate_tower(features[F.ITEM_ID], training=training)
         return self._outputs(user, item, training)
 
     def _outputs(self, user: tf.Tensor, item: tf.Tensor, training: bool):
@@ -167,7 +169,7 @@ class MultiTaskRecommender(tfrs.models.Model):
         # Training examples are in their user's history: leave them out of it.
         user = self.query_tower(features,
                                 target_item_ids=item_ids if training else None)
-        item = self.candidate_tower(item_ids)
+        item = self.candidate_tower(item_ids, training=training)
         outputs = self.ranking_network({"user": user, "item": item}, training=training)
         losses = {}
         for task in self.task_configs:
@@ -232,7 +234,8 @@ class MultiTaskRecommender(tfrs.models.Model):
                 [self.extra_negatives], 0, tf.size(self._negative_rows, tf.int64),
                 dtype=tf.int64))
             extra_ids = tf.gather(self.catalog.catalog_ids, rows - 1)
-            candidates = tf.concat([candidates, self.item_embeddings(extra_ids)], 0)
+            candidates = tf.concat(
+                [candidates, self.item_embeddings(extra_ids, training=True)], 0)
             candidate_ids = tf.concat([candidate_ids, rows], 0)
             if sampling is not None:
                 pool = tf.cast(tf.size(self._negative_rows), tf.float32)
