@@ -20,8 +20,7 @@ SPLITS = ("random", "temporal", "cold_items")
 TASK_TYPES = ("regression", "binary", "retrieval")
 OPTIMIZERS = ("adam", "adagrad")
 MTL_ARCHITECTURES = ("shared_bottom", "single_task", "mmoe", "ple")
-CONTENT_FUSIONS = ("concat", "gated")
-UNKNOWN_ITEM_EMBEDDINGS = ("oov", "mean")
+UNKNOWN_ITEM_EMBEDDINGS = ("mean", "oov")
 WEIGHTINGS = ("fixed", "uncertainty", "dwa", "gradnorm")
 # The grid of benchmarks/movielens_mtl.py ("fixed+pcgrad": fixed weights, PCGrad).
 ARCHITECTURES_AND_WEIGHTINGS = [(a, w) for a in MTL_ARCHITECTURES
@@ -153,21 +152,16 @@ class ModelConfig:
             titles are encoded once and cached; see `mtl_tf.model.text_encoder`.
         text_pooling: "mean" or "cls" pooling of the pretrained encoder.
         item_genres: embed the item's genres in the candidate tower.
-        content_fusion: how the item's content (title text and genres) enters
-            the candidate tower: "concat" (beside the id embedding, into one
-            projection) or "gated" (a separate additive term scaled by a learned
-            per-dimension gate; at gate 0 the tower is id-only).
-        content_gate_init: initial value of the content gate ("gated" fusion).
-        item_id_dropout: in [0, 1); in training, the share of a batch's distinct
-            items embedded with the unknown-item id instead of their own
-            (DropoutNet, Volkovs et al., NeurIPS 2017), so the candidate tower
-            learns to embed items from content alone, as cold items need.
-        text_dropout: in [0, 1); dropout on the title vector in training.
         unknown_item_embedding: the id vector of items without an id row (cold
-            items, and ids dropped by `item_id_dropout`): "oov" (the OOV row,
-            trained only through id dropout) or "mean" (the mean of the known
-            items' id rows: an unknown item starts as the average item, and its
-            content moves it from there).
+            items, and ids dropped by `item_id_dropout`): "mean" (the mean of
+            the known items' id rows: an unknown item starts as the average
+            item and its text and genres move it from there) or "oov" (the OOV
+            row; untrained unless `item_id_dropout` > 0, so its random
+            initialisation decides how high all cold items score).
+        item_id_dropout: in [0, 1); in training, the share of a batch's distinct
+            items embedded without their id (DropoutNet, Volkovs et al.,
+            NeurIPS 2017), so the candidate tower learns to embed items from
+            content alone; ranks cold items higher at some cost to warm items.
         text_encoder_sequence_length: word pieces per title for pretrained encoders.
         text_max_tokens: vocabulary size of the bag-of-words title encoder.
         text_sequence_length: title tokens kept per item.
@@ -182,7 +176,8 @@ class ModelConfig:
         head_units: hidden sizes of each task head.
         dropout: dropout rate in the ranking network.
         num_oov_buckets: hash buckets for user ids unseen in training (unknown items
-            share one OOV row; their text and genres still come from the catalog).
+            share `unknown_item_embedding`; their text and genres still come from
+            the catalog).
         temperature: softmax temperature of the retrieval task.
         extra_negatives: catalog items sampled uniformly per training step as extra
             negatives beside the in-batch ones (mixed negative sampling, Yang et al.,
@@ -196,11 +191,8 @@ class ModelConfig:
     text_encoder: str = "bow"
     text_pooling: str = "mean"
     item_genres: bool = True
-    content_fusion: str = "concat"
-    content_gate_init: float = 0.0
+    unknown_item_embedding: str = "mean"
     item_id_dropout: float = 0.0
-    text_dropout: float = 0.0
-    unknown_item_embedding: str = "oov"
     text_encoder_sequence_length: int = 32
     text_max_tokens: int = 5000
     text_sequence_length: int = 12
@@ -222,12 +214,9 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _check_choice("model.mtl", self.mtl, MTL_ARCHITECTURES)
         _check_choice("model.text_pooling", self.text_pooling, ("mean", "cls"))
-        _check_choice("model.content_fusion", self.content_fusion,
-                      CONTENT_FUSIONS)
-        _check_fraction("model.item_id_dropout", self.item_id_dropout)
-        _check_fraction("model.text_dropout", self.text_dropout)
         _check_choice("model.unknown_item_embedding", self.unknown_item_embedding,
                       UNKNOWN_ITEM_EMBEDDINGS)
+        _check_fraction("model.item_id_dropout", self.item_id_dropout)
         unknown = [f for f in self.user_features if f not in F.USER_FEATURES]
         if unknown:
             raise ValueError(f"model.user_features has unknown features {unknown}; "

@@ -90,34 +90,42 @@ def test_candidate_tower_unique_path_matches_per_item_encoding(catalog):
     assert not np.allclose(batch[0], batch[1])
 
 
-def test_gated_content_at_gate_zero_is_the_id_only_tower(catalog):
-    ids = tf.constant(["30", "10", "20", "unknown", "30"])
-    gated = CandidateTower(["10", "30"], catalog, dim=6, content_fusion="gated")
-    id_only = CandidateTower(["10", "30"], catalog, dim=6, use_text=False,
-                             use_genres=False)
-    gated(ids), id_only(ids)  # Builds the variables.
-    for name in ("id_embedding", "projection"):
-        getattr(id_only, name).set_weights(getattr(gated, name).get_weights())
-    np.testing.assert_allclose(gated(ids).numpy(), id_only(ids).numpy(), atol=1e-6)
-    assert gated.content_gate.numpy().tolist() == [0.0] * 6
-    gated.content_gate.assign(np.ones(6, np.float32))
-    assert not np.allclose(gated(ids).numpy(), id_only(ids).numpy(), atol=1e-3)
-
-
-def test_concat_content_fusion_has_no_gate(catalog):
-    tower = CandidateTower(["10", "30"], catalog, dim=6)
+def _identity_id_tower(catalog, unknown_item_embedding):
+    """An id-only tower over ids "10", "30" whose output is its id vector:
+    OOV row [9, 9], "10" -> [1, 0], "30" -> [0, 3]; identity projection."""
+    tower = CandidateTower(["10", "30"], catalog, dim=2, use_text=False,
+                           use_genres=False,
+                           unknown_item_embedding=unknown_item_embedding)
     tower(tf.constant(["10"]))
-    assert tower.content_fusion == "concat" and tower.content_gate is None
-    assert not any("gate" in w.name for w in tower.weights)
+    tower.id_embedding.set_weights([np.array([[9, 9], [1, 0], [0, 3]], np.float32)])
+    tower.projection.set_weights([np.eye(2, dtype=np.float32), np.zeros(2)])
+    return tower
 
 
-def test_item_id_dropout_replaces_ids_by_the_oov_id_only_in_training():
+def test_unknown_items_get_the_mean_of_the_known_id_rows(catalog):
+    ids = tf.constant(["unknown", "20", "10", "30"])  # "20": cold (in the catalog).
+    mean = _identity_id_tower(catalog, "mean")
+    np.testing.assert_allclose(mean(ids).numpy(),
+                               [[0.5, 1.5], [0.5, 1.5], [1, 0], [0, 3]])
+    oov = _identity_id_tower(catalog, "oov")
+    np.testing.assert_allclose(oov(ids).numpy(), [[9, 9], [9, 9], [1, 0], [0, 3]])
+
+
+def test_unknown_item_embedding_default_is_mean(catalog):
+    assert CandidateTower(["10"], catalog, dim=4).unknown_item_embedding == "mean"
+    assert ModelConfig().unknown_item_embedding == "mean"
+
+
+@pytest.mark.parametrize("unknown_item_embedding", ["mean", "oov"])
+def test_item_id_dropout_embeds_items_as_unknown_only_in_training(
+        unknown_item_embedding):
     n = 400
     ids = [str(i) for i in range(n)]
-    # No text, no genres: a dropped item's vector is exactly the OOV vector.
+    # No text, no genres: a dropped item's vector is exactly an unknown item's.
     same_content = ItemCatalog(ids, ["x"] * n, [()] * n, vocabulary_titles=["x"])
     tower = CandidateTower(ids, same_content, dim=4, use_text=False,
-                           use_genres=False, id_dropout=0.5)
+                           use_genres=False, id_dropout=0.5,
+                           unknown_item_embedding=unknown_item_embedding)
     batch = tf.constant(ids + ids[:50])  # Repeats: an item is dropped as a whole.
     oov = tower(tf.constant(["not-an-item"])).numpy()[0]
     evaluation = tower(batch).numpy()
@@ -133,14 +141,12 @@ def test_item_id_dropout_replaces_ids_by_the_oov_id_only_in_training():
 
 
 def test_candidate_tower_invalid_arguments_raise(catalog):
-    with pytest.raises(ValueError, match="content_fusion='sum'"):
-        CandidateTower(["10"], catalog, dim=4, content_fusion="sum")
+    with pytest.raises(ValueError, match="unknown_item_embedding='zero'"):
+        CandidateTower(["10"], catalog, dim=4, unknown_item_embedding="zero")
     with pytest.raises(ValueError, match="id_dropout=1.0"):
         CandidateTower(["10"], catalog, dim=4, id_dropout=1.0)
-    with pytest.raises(ValueError, match="text_dropout=-0.1"):
-        CandidateTower(["10"], catalog, dim=4, text_dropout=-0.1)
-    with pytest.raises(ValueError, match="model.content_fusion"):
-        apply_overrides(SMALL, ["model.content_fusion=sum"])
+    with pytest.raises(ValueError, match="model.unknown_item_embedding"):
+        apply_overrides(SMALL, ["model.unknown_item_embedding=zero"])
     with pytest.raises(ValueError, match="model.item_id_dropout"):
         apply_overrides(SMALL, ["model.item_id_dropout=1.5"])
 

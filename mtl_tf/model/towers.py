@@ -7,7 +7,7 @@ from typing import Sequence
 import tensorflow as tf
 
 from mtl_tf import features as F
-from mtl_tf.config import CONTENT_FUSIONS, UNKNOWN_ITEM_EMBEDDINGS
+from mtl_tf.config import UNKNOWN_ITEM_EMBEDDINGS
 from mtl_tf.model.catalog import ItemCatalog
 from mtl_tf.model.history import UserHistory
 
@@ -81,26 +81,22 @@ class QueryTower(tf.keras.layers.Layer):
 
 
 class CandidateTower(tf.keras.layers.Layer):
-    """Embeds an item from its id and its content: title text and genres.
+    """Embeds an item from its id, genres and title text into one projection.
 
     Item text and genres come from the `ItemCatalog`, so a request only carries the
-    id. Items unseen in training but present in the catalog (cold start) get the
-    OOV id row plus their real text and genres.
-
-    The content enters in one of two ways (`content_fusion`):
-
-    - "concat": the text and genre vectors are concatenated with the id embedding
-      before one shared item projection.
-    - "gated": the content is a separate additive term,
-      ``item = projection(id) + gate * content_projection([text, genres])``, with
-      `gate` a learned per-dimension vector started at `content_gate_init`. With
-      a gate of 0 the tower is exactly the id-only tower, so warm items stay
-      id-driven and the content only takes what the training signal gives it.
+    id. Items unseen in training but present in the catalog (cold start) have no
+    id row: they get the `unknown_item_embedding` id vector plus their real text
+    and genres. With "mean" (the default) that vector is the mean of the known
+    items' id rows, so a cold item starts as the average item and its content
+    moves it from there. With "oov" it is the OOV row, which no training item
+    uses: unless `id_dropout` trains it, it stays at its random initialisation,
+    and that random point decides how high every cold item scores, e.g. whether
+    cold items crowd warm ones out of users' top 10.
 
     `id_dropout` is DropoutNet's input dropout (Volkovs et al., NeurIPS 2017):
-    in training, each distinct item of a batch has its id replaced by the OOV
-    (unknown-item) id with this probability, so the tower learns to embed items
-    from their content alone, as it must for cold items.
+    in training, each distinct item of a batch loses its id (it is embedded like
+    an unknown item) with this probability, so the tower learns to embed items
+    from content alone. It ranks cold items higher, at some cost to warm items.
 
     Args:
         item_ids: training-split item ids (the id vocabulary).
@@ -109,50 +105,36 @@ class CandidateTower(tf.keras.layers.Layer):
         num_oov_buckets: OOV rows for unknown ids.
         use_text, use_genres: include the title / genre features (both off: an
             id-only tower).
-        content_fusion: "concat" or "gated" (see above).
-        content_gate_init: initial value of every gate dimension ("gated" only).
-        id_dropout: in [0, 1); share of a training batch's distinct items embedded
-            with the OOV id instead of their own.
-        text_dropout: in [0, 1); dropout rate on the text vector in training.
-        unknown_item_embedding: id vector of unknown (and dropped) ids: "oov"
-            (the OOV row) or "mean" (the mean of the known items' id rows).
+        unknown_item_embedding: the id vector of unknown (and dropped) ids:
+            "mean" (of the known items' id rows) or "oov" (the OOV row).
+        id_dropout: in [0, 1); share of a training batch's distinct items
+            embedded without their id.
 
     Example:
         >>> catalog = ItemCatalog(["7", "9"], ["Space Robot", "Robot Love"],
         ...                       [(15,), (4,)], ["Space Robot", "Robot Love"])
-        >>> tower = CandidateTower(["7"], catalog, dim=4, content_fusion="gated")
+        >>> tower = CandidateTower(["7"], catalog, dim=4)  # "9" is a cold item.
         >>> tower(tf.constant(["7", "9"])).shape
         TensorShape([2, 4])
     """
 
     def __init__(self, item_ids: Sequence[str], catalog: ItemCatalog, dim: int,
                  num_oov_buckets: int = 1, use_text: bool = True,
-                 use_genres: bool = True, content_fusion: str = "concat",
-                 content_gate_init: float = 0.0, id_dropout: float = 0.0,
-                 text_dropout: float = 0.0, unknown_item_embedding: str = "oov",
-                 **kwargs):
+                 use_genres: bool = True, unknown_item_embedding: str = "mean",
+                 id_dropout: float = 0.0, **kwargs):
         super().__init__(**kwargs)
-        if content_fusion not in CONTENT_FUSIONS:
-            raise ValueError(
-                f"content_fusion must be one of {list(CONTENT_FUSIONS)}. "
-                f"Received: `content_fusion={content_fusion!r}`.")
-        for name, rate in (("id_dropout", id_dropout),
-                           ("text_dropout", text_dropout)):
-            if not 0.0 <= rate < 1.0:
-                raise ValueError(f"{name} must be in [0, 1). "
-                                 f"Received: `{name}={rate}`.")
         if unknown_item_embedding not in UNKNOWN_ITEM_EMBEDDINGS:
             raise ValueError(
                 "unknown_item_embedding must be one of "
                 f"{list(UNKNOWN_ITEM_EMBEDDINGS)}. Received: "
                 f"`unknown_item_embedding={unknown_item_embedding!r}`.")
-        self.unknown_item_embedding = unknown_item_embedding
+        if not 0.0 <= id_dropout < 1.0:
+            raise ValueError("id_dropout must be in [0, 1). "
+                             f"Received: `id_dropout={id_dropout}`.")
         self.use_text = use_text
         self.use_genres = use_genres
-        self.content_fusion = content_fusion
-        self.content_gate_init = float(content_gate_init)
+        self.unknown_item_embedding = unknown_item_embedding
         self.id_dropout = float(id_dropout)
-        self.text_dropout = float(text_dropout)
         self.num_oov_buckets = num_oov_buckets
         self.catalog = catalog
         self.dim = dim
@@ -162,58 +144,42 @@ class CandidateTower(tf.keras.layers.Layer):
             catalog.text_vocabulary_size, dim, name="title_word_embedding")
         # With cached pretrained title embeddings, a projection replaces the BOW.
         self.text_projection = tf.keras.layers.Dense(dim, name="title_projection")
-        self.text_dropout_layer = tf.keras.layers.Dropout(text_dropout,
-                                                          name="title_dropout")
         self.genre_embedding = tf.keras.layers.Dense(
             dim // 2, use_bias=False, name="genre_embedding")
         self.projection = tf.keras.layers.Dense(dim, name="item_projection")
-        self.content_projection = None
-        self.content_gate = None
-        if (use_text or use_genres) and content_fusion == "gated":
-            self.content_projection = tf.keras.layers.Dense(
-                dim, name="content_projection")
-            self.content_gate = self.add_weight(
-                name="content_gate", shape=(dim,),
-                initializer=tf.keras.initializers.Constant(self.content_gate_init))
 
     def call(self, item_ids: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         # Encode each distinct item of the batch once.
         unique_ids, positions = tf.unique(item_ids)
         side = self.catalog(unique_ids)
-        id_rows = self.id_lookup(unique_ids)
-        if training and self.id_dropout > 0:
-            # StringLookup puts its OOV rows first; an unknown id hashes into them.
-            oov_rows = tf.strings.to_hash_bucket_fast(unique_ids, self.num_oov_buckets)
-            dropped = tf.random.uniform(tf.shape(id_rows)) < self.id_dropout
-            id_rows = tf.where(dropped, oov_rows, id_rows)
-        id_vector = self.id_embedding(id_rows)
-        if self.unknown_item_embedding == "mean":
-            # Unknown (and dropped) ids: the mean of the known items' id rows.
-            table = self.id_embedding.embeddings
-            mean = tf.reduce_mean(table[self.num_oov_buckets:], axis=0)
-            known = (id_rows >= self.num_oov_buckets)[:, None]
-            id_vector = tf.where(known, id_vector, mean[None])
-        content = []
-        if self.use_text:
-            content.append(self._text(side, training))
-        if self.use_genres:
-            genres = side["genres"] / tf.maximum(
-                tf.reduce_sum(side["genres"], axis=1, keepdims=True), 1.0)
-            content.append(self.genre_embedding(genres))
-        if self.content_gate is None:
-            encoded = self.projection(tf.concat([id_vector] + content, axis=-1))
-        else:
-            encoded = self.projection(id_vector) + self.content_gate * (
-                self.content_projection(tf.concat(content, axis=-1)))
-        return tf.gather(encoded, positions)
-
-    def _text(self, side: dict[str, tf.Tensor], training) -> tf.Tensor:
-        """The title vector: projected pretrained embedding or mean word vector."""
-        if "text_embeddings" in side:
-            text = self.text_projection(side["text_embeddings"])
-        else:
+        parts = [self._id_vectors(unique_ids, training)]
+        if self.use_text and "text_embeddings" in side:
+            parts.append(self.text_projection(side["text_embeddings"]))
+        elif self.use_text:
             tokens = side["title_tokens"]
             mask = tf.cast(tokens > 0, tf.float32)[..., None]
             words = tf.reduce_sum(self.word_embedding(tokens) * mask, axis=1)
-            text = words / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
-        return self.text_dropout_layer(text, training=training)
+            parts.append(words / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0))
+        if self.use_genres:
+            genres = side["genres"] / tf.maximum(
+                tf.reduce_sum(side["genres"], axis=1, keepdims=True), 1.0)
+            parts.append(self.genre_embedding(genres))
+        encoded = self.projection(tf.concat(parts, axis=-1))
+        return tf.gather(encoded, positions)
+
+    def _id_vectors(self, item_ids: tf.Tensor, training) -> tf.Tensor:
+        """Id embeddings; unknown (and, in training, dropped) ids get the
+        unknown-item vector."""
+        rows = self.id_lookup(item_ids)
+        if training and self.id_dropout > 0:
+            # StringLookup puts its OOV rows first; an unknown id hashes into them.
+            oov_rows = tf.strings.to_hash_bucket_fast(item_ids, self.num_oov_buckets)
+            dropped = tf.random.uniform(tf.shape(rows)) < self.id_dropout
+            rows = tf.where(dropped, oov_rows, rows)
+        vectors = self.id_embedding(rows)
+        if self.unknown_item_embedding == "oov":
+            return vectors
+        mean = tf.reduce_mean(self.id_embedding.embeddings[self.num_oov_buckets:],
+                              axis=0)
+        known = (rows >= self.num_oov_buckets)[:, None]
+        return tf.where(known, vectors, mean[None])
