@@ -26,6 +26,7 @@ SPLITS = ("random", "temporal", "cold_items")
 OPTIMIZERS = ("adam", "adagrad")
 TEXT_ENCODER_MODES = ("frozen", "finetune", "finetune_top_n")
 MTL_ARCHITECTURES = ("shared_bottom", "single_task", "mmoe", "ple", "esmm")
+UNKNOWN_ITEM_EMBEDDINGS = ("mean", "oov")
 WEIGHTINGS = ("fixed", "uncertainty", "dwa", "gradnorm")
 # The grid of benchmarks/movielens_mtl.py ("fixed+pcgrad": fixed weights, PCGrad).
 # ("esmm" needs its own tasks, see the "esmm" preset.)
@@ -144,6 +145,16 @@ class ModelConfig:
             values keep fine-tuning from wrecking the pretrained weights.
         text_pooling: "mean" or "cls" pooling of the pretrained encoder.
         item_genres: embed the item's genres in the candidate tower.
+        unknown_item_embedding: the id vector of items without an id row (cold
+            items, and ids dropped by `item_id_dropout`): "mean" (the mean of
+            the known items' id rows: an unknown item starts as the average
+            item and its text and genres move it from there) or "oov" (the OOV
+            row; untrained unless `item_id_dropout` > 0, so its random
+            initialisation decides how high all cold items score).
+        item_id_dropout: in [0, 1); in training, the share of a batch's distinct
+            items embedded without their id (DropoutNet, Volkovs et al.,
+            NeurIPS 2017), so the candidate tower learns to embed items from
+            content alone; ranks cold items higher at some cost to warm items.
         text_encoder_sequence_length: word pieces per title for pretrained encoders.
         text_max_tokens: vocabulary size of the bag-of-words title encoder.
         text_sequence_length: title tokens kept per item.
@@ -162,7 +173,8 @@ class ModelConfig:
         head_units: hidden sizes of each task head.
         dropout: dropout rate in the ranking network.
         num_oov_buckets: hash buckets for user ids unseen in training (unknown items
-            share one OOV row; their text and genres still come from the catalog).
+            share `unknown_item_embedding`; their text and genres still come from
+            the catalog).
         temperature: softmax temperature of the retrieval task.
         extra_negatives: catalog items sampled uniformly per training step as extra
             negatives beside the in-batch ones (mixed negative sampling, Yang et al.,
@@ -179,6 +191,8 @@ class ModelConfig:
     text_encoder_learning_rate_multiplier: float = 0.1
     text_pooling: str = "mean"
     item_genres: bool = True
+    unknown_item_embedding: str = "mean"
+    item_id_dropout: float = 0.0
     text_encoder_sequence_length: int = 32
     text_max_tokens: int = 5000
     text_sequence_length: int = 12
@@ -222,6 +236,9 @@ class ModelConfig:
             raise ValueError("model.text_encoder_sequence_length must be >= 2 (room "
                              "for [CLS] and [SEP]). Received: "
                              f"{self.text_encoder_sequence_length}.")
+        _check_choice("model.unknown_item_embedding", self.unknown_item_embedding,
+                      UNKNOWN_ITEM_EMBEDDINGS)
+        _check_fraction("model.item_id_dropout", self.item_id_dropout)
         unknown = [f for f in self.user_features if f not in F.USER_FEATURES]
         if unknown:
             raise ValueError(f"model.user_features has unknown features {unknown}; "

@@ -90,6 +90,67 @@ def test_candidate_tower_unique_path_matches_per_item_encoding(catalog):
     assert not np.allclose(batch[0], batch[1])
 
 
+def _identity_id_tower(catalog, unknown_item_embedding):
+    """An id-only tower over ids "10", "30" whose output is its id vector:
+    OOV row [9, 9], "10" -> [1, 0], "30" -> [0, 3]; identity projection."""
+    tower = CandidateTower(["10", "30"], catalog, dim=2, use_text=False,
+                           use_genres=False,
+                           unknown_item_embedding=unknown_item_embedding)
+    tower(tf.constant(["10"]))
+    tower.id_embedding.set_weights([np.array([[9, 9], [1, 0], [0, 3]], np.float32)])
+    tower.projection.set_weights([np.eye(2, dtype=np.float32), np.zeros(2)])
+    return tower
+
+
+def test_unknown_items_get_the_mean_of_the_known_id_rows(catalog):
+    ids = tf.constant(["unknown", "20", "10", "30"])  # "20": cold (in the catalog).
+    mean = _identity_id_tower(catalog, "mean")
+    np.testing.assert_allclose(mean(ids).numpy(),
+                               [[0.5, 1.5], [0.5, 1.5], [1, 0], [0, 3]])
+    oov = _identity_id_tower(catalog, "oov")
+    np.testing.assert_allclose(oov(ids).numpy(), [[9, 9], [9, 9], [1, 0], [0, 3]])
+
+
+def test_unknown_item_embedding_default_is_mean(catalog):
+    assert CandidateTower(["10"], catalog, dim=4).unknown_item_embedding == "mean"
+    assert ModelConfig().unknown_item_embedding == "mean"
+
+
+@pytest.mark.parametrize("unknown_item_embedding", ["mean", "oov"])
+def test_item_id_dropout_embeds_items_as_unknown_only_in_training(
+        unknown_item_embedding):
+    n = 400
+    ids = [str(i) for i in range(n)]
+    # No text, no genres: a dropped item's vector is exactly an unknown item's.
+    same_content = ItemCatalog(ids, ["x"] * n, [()] * n, vocabulary_titles=["x"])
+    tower = CandidateTower(ids, same_content, dim=4, use_text=False,
+                           use_genres=False, id_dropout=0.5,
+                           unknown_item_embedding=unknown_item_embedding)
+    batch = tf.constant(ids + ids[:50])  # Repeats: an item is dropped as a whole.
+    oov = tower(tf.constant(["not-an-item"])).numpy()[0]
+    evaluation = tower(batch).numpy()
+    np.testing.assert_allclose(tower(batch, training=False).numpy(), evaluation)
+    assert not np.isclose(evaluation, oov).all(axis=1).any()
+    tf.random.set_seed(0)
+    training = tower(batch, training=True).numpy()
+    dropped = np.isclose(training, oov).all(axis=1)
+    assert 0.4 < dropped[:n].mean() < 0.6
+    # Kept items keep their own vector; a repeated item is dropped as a whole.
+    np.testing.assert_allclose(training[~dropped], evaluation[~dropped])
+    np.testing.assert_array_equal(dropped[n:], dropped[:50])
+
+
+def test_candidate_tower_invalid_arguments_raise(catalog):
+    with pytest.raises(ValueError, match="unknown_item_embedding='zero'"):
+        CandidateTower(["10"], catalog, dim=4, unknown_item_embedding="zero")
+    with pytest.raises(ValueError, match="id_dropout=1.0"):
+        CandidateTower(["10"], catalog, dim=4, id_dropout=1.0)
+    with pytest.raises(ValueError, match="model.unknown_item_embedding"):
+        apply_overrides(SMALL, ["model.unknown_item_embedding=zero"])
+    with pytest.raises(ValueError, match="model.item_id_dropout"):
+        apply_overrides(SMALL, ["model.item_id_dropout=1.5"])
+
+
 def _user_features(ids, ages, genders, occupations):
     return {F.USER_ID: tf.constant(ids),
             F.USER_AGE: tf.constant(ages, tf.float32),
@@ -224,6 +285,19 @@ def test_extra_negatives_apply_only_in_training(small_model):
     plain_train = float(plain.compute_loss(features, training=True))
     assert float(plain.compute_loss(features, training=True)) == plain_train
     assert float(extra.compute_loss(features, training=True)) > plain_train + 1e-3
+
+
+def test_item_id_dropout_reaches_the_candidate_tower_only_in_training(
+        small_model, monkeypatch):
+    model, features = small_model
+    retrieval = _with(model, {"retrieval": 1.0})
+    evaluation = float(retrieval.compute_loss(features, training=False))
+    training = float(retrieval.compute_loss(features, training=True))
+    monkeypatch.setattr(model.candidate_tower, "id_dropout", 0.9)
+    assert float(retrieval.compute_loss(features, training=False)) == evaluation
+    # Most items now share the OOV id: the retrieval loss changes.
+    assert float(retrieval.compute_loss(features, training=True)) != pytest.approx(
+        training, rel=1e-3)
 
 
 def test_logq_correction_subtracts_log_sampling_probability(small_model):

@@ -120,12 +120,15 @@ def build_model(config: Config, data: RecDataset,
     query_tower = QueryTower(sorted(set(train[F.USER_ID].astype(str))),
                              model_config.user_features, dim,
                              model_config.num_oov_buckets, name="query_tower")
-    # Unknown items share one OOV row: the export bakes exactly that vector.
+    # Unknown items share one id vector: the export bakes exactly that vector.
     candidate_tower = CandidateTower(sorted(train_items), catalog, dim,
                                      num_oov_buckets=1,
                                      use_text=model_config.text_encoder != "none",
                                      use_genres=model_config.item_genres,
                                      title_encoder=title_encoder,
+                                     unknown_item_embedding=(
+                                         model_config.unknown_item_embedding),
+                                     id_dropout=model_config.item_id_dropout,
                                      name="candidate_tower")
     if model_config.user_history:
         user_rows = query_tower.id_lookup(train[F.USER_ID].astype(str).to_numpy())

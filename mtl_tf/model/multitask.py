@@ -169,9 +169,11 @@ class MultiTaskRecommender(tfrs.models.Model):
         """Unit-norm retrieval embeddings of users."""
         return self._retrieval_embedding(self.query_tower(features))
 
-    def item_embeddings(self, item_ids: tf.Tensor) -> tf.Tensor:
+    def item_embeddings(self, item_ids: tf.Tensor,
+                        training: bool = False) -> tf.Tensor:
         """Unit-norm retrieval embeddings of items."""
-        return tf.math.l2_normalize(self.candidate_tower(item_ids), axis=-1)
+        return tf.math.l2_normalize(self.candidate_tower(item_ids, training=training),
+                                    axis=-1)
 
     def _retrieval_embedding(self, user_repr: tf.Tensor) -> tf.Tensor:
         return tf.math.l2_normalize(user_repr, axis=-1)

@@ -7,6 +7,7 @@ from typing import Sequence
 import tensorflow as tf
 
 from mtl_tf import features as F
+from mtl_tf.config import UNKNOWN_ITEM_EMBEDDINGS
 from mtl_tf.model.catalog import ItemCatalog
 from mtl_tf.model.history import UserHistory
 from mtl_tf.model.title_encoder import TitleEncoder
@@ -84,14 +85,26 @@ class QueryTower(tf.keras.layers.Layer):
 
 
 class CandidateTower(tf.keras.layers.Layer):
-    """Embeds an item from its id, genres and title.
+    """Embeds an item from its id, genres and title text into one projection.
 
     Item text and genres come from the `ItemCatalog`, so a request only carries the
-    id. Items unseen in training but present in the catalog (cold start) get the
-    OOV id row plus their real text and genres. The title is a bag of words, the
-    catalog's cached frozen-encoder embedding, or, with a `title_encoder`, the
-    output of a pretrained encoder fine-tuned here; each distinct item of a batch
-    is encoded once.
+    id. Items unseen in training but present in the catalog (cold start) have no
+    id row: they get the `unknown_item_embedding` id vector plus their real text
+    and genres. With "mean" (the default) that vector is the mean of the known
+    items' id rows, so a cold item starts as the average item and its content
+    moves it from there. With "oov" it is the OOV row, which no training item
+    uses: unless `id_dropout` trains it, it stays at its random initialisation,
+    and that random point decides how high every cold item scores, e.g. whether
+    cold items crowd warm ones out of users' top 10.
+
+    `id_dropout` is DropoutNet's input dropout (Volkovs et al., NeurIPS 2017):
+    in training, each distinct item of a batch loses its id (it is embedded like
+    an unknown item) with this probability, so the tower learns to embed items
+    from content alone. It ranks cold items higher, at some cost to warm items.
+
+    The title is a bag of words, the catalog's cached frozen-encoder
+    embedding, or, with a `title_encoder`, the output of a pretrained encoder
+    fine-tuned here; each distinct item of a batch is encoded once.
 
     Args:
         item_ids: training-split item ids (the id vocabulary).
@@ -101,18 +114,41 @@ class CandidateTower(tf.keras.layers.Layer):
         use_text, use_genres: include the title / genre features (both off: an
             id-only tower).
         title_encoder: a `TitleEncoder` run on the catalog's `text_tokens`.
+        unknown_item_embedding: the id vector of unknown (and dropped) ids:
+            "mean" (of the known items' id rows) or "oov" (the OOV row).
+        id_dropout: in [0, 1); share of a training batch's distinct items
+            embedded without their id.
+
+    Example:
+        >>> catalog = ItemCatalog(["7", "9"], ["Space Robot", "Robot Love"],
+        ...                       [(15,), (4,)], ["Space Robot", "Robot Love"])
+        >>> tower = CandidateTower(["7"], catalog, dim=4)  # "9" is a cold item.
+        >>> tower(tf.constant(["7", "9"])).shape
+        TensorShape([2, 4])
     """
 
     def __init__(self, item_ids: Sequence[str], catalog: ItemCatalog, dim: int,
                  num_oov_buckets: int = 1, use_text: bool = True,
                  use_genres: bool = True, title_encoder: TitleEncoder | None = None,
+                 unknown_item_embedding: str = "mean", id_dropout: float = 0.0,
                  **kwargs):
         super().__init__(**kwargs)
         if title_encoder is not None and catalog.text_token_ids is None:
             raise ValueError("CandidateTower: a title_encoder needs a catalog with "
                              "`text_tokens` (the titles' word-piece ids).")
+        if unknown_item_embedding not in UNKNOWN_ITEM_EMBEDDINGS:
+            raise ValueError(
+                "unknown_item_embedding must be one of "
+                f"{list(UNKNOWN_ITEM_EMBEDDINGS)}. Received: "
+                f"`unknown_item_embedding={unknown_item_embedding!r}`.")
+        if not 0.0 <= id_dropout < 1.0:
+            raise ValueError("id_dropout must be in [0, 1). "
+                             f"Received: `id_dropout={id_dropout}`.")
         self.use_text = use_text
         self.use_genres = use_genres
+        self.unknown_item_embedding = unknown_item_embedding
+        self.id_dropout = float(id_dropout)
+        self.num_oov_buckets = num_oov_buckets
         self.catalog = catalog
         self.title_encoder = title_encoder
         self.dim = dim
@@ -145,7 +181,7 @@ class CandidateTower(tf.keras.layers.Layer):
         features of the tower's kind); the cold-start item encoder export builds
         it from raw titles and genres instead.
         """
-        parts = [self.id_embedding(id_rows)]
+        parts = [self._id_vectors(id_rows, training)]
         if self.use_text and self.title_encoder is not None:
             text = self.title_encoder({"token_ids": side["text_token_ids"],
                                        "padding_mask": side["text_padding_mask"]},
@@ -165,3 +201,18 @@ class CandidateTower(tf.keras.layers.Layer):
                 tf.reduce_sum(side["genres"], axis=1, keepdims=True), 1.0)
             parts.append(self.genre_embedding(genres))
         return self.projection(tf.concat(parts, axis=-1))
+
+    def _id_vectors(self, rows: tf.Tensor, training) -> tf.Tensor:
+        """Id embeddings of id-lookup `rows`; unknown (and, in training, dropped)
+        ids get the unknown-item vector."""
+        if training and self.id_dropout > 0:
+            # StringLookup puts its OOV rows first: row 0 is an unknown item.
+            dropped = tf.random.uniform(tf.shape(rows)) < self.id_dropout
+            rows = tf.where(dropped, tf.zeros_like(rows), rows)
+        vectors = self.id_embedding(rows)
+        if self.unknown_item_embedding == "oov":
+            return vectors
+        mean = tf.reduce_mean(self.id_embedding.embeddings[self.num_oov_buckets:],
+                              axis=0)
+        known = (rows >= self.num_oov_buckets)[:, None]
+        return tf.where(known, vectors, mean[None])
