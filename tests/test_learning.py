@@ -1,11 +1,15 @@
 """The tiny model learns: it beats trivial baselines on the held-out split.
 
-Margins were set from measured runs (tiny preset, synthetic data, random split;
-popularity fitted on train + validation, global mean on train):
+Margins were set from measured runs (tiny preset with the default `single_task`
+ranking network, synthetic data, random split; popularity fitted on train +
+validation, global mean on train):
 
     train.seed  hit@10 model / popularity   hit@100 model / pop.   RMSE model / mean
-    1           0.295 / 0.273               0.884 / 0.837          0.927 / 1.078
-    2           0.300 / 0.273               0.885 / 0.837          0.944 / 1.078
+    1           0.281 / 0.271               0.880 / 0.829          0.937 / 1.078
+    2           0.292 / 0.271               0.875 / 0.829          0.965 / 1.078
+
+On 200 items hit rate@10 separates the model from popularity by only 1-2 points
+(the synthetic data's popularity skew is strong); hit rate@100 by about 5.
 """
 
 import numpy as np
@@ -17,8 +21,8 @@ from mtl_tf import features as F
 from mtl_tf.baselines import PopularityBaseline
 from mtl_tf.config import apply_overrides
 
-HIT_RATE_10_MARGIN = 0.01
-HIT_RATE_100_MARGIN = 0.02
+HIT_RATE_10_MARGIN = 0.005
+HIT_RATE_100_MARGIN = 0.03
 RMSE_MARGIN = 0.08
 
 
