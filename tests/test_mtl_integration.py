@@ -11,6 +11,7 @@ from mtl_tf import features as F
 from mtl_tf.config import apply_overrides
 from mtl_tf.model.builder import build_model
 from test_end_to_end import serve_in_plain_tensorflow
+from test_training import summary_tags
 
 VARIANTS = {
     "mmoe": ["model.mtl=mmoe"],
@@ -25,14 +26,6 @@ VARIANTS = {
                                "model.text_encoder_mode=finetune_top_n",
                                "model.text_encoder_train_layers=1"],
 }
-
-
-def _summary_tags(log_dir) -> set[str]:
-    tags = set()
-    for path in log_dir.glob("events.out.tfevents.*"):
-        for event in tf.compat.v1.train.summary_iterator(str(path)):
-            tags.update(value.tag for value in event.summary.value)
-    return tags
 
 
 def _op_types(export_dir) -> set[str]:
@@ -65,7 +58,7 @@ def test_variant_trains_exports_and_serves(variant, tmp_path, tiny_config,
     if variant == "dwa":  # DWA weights sum to the number of tasks after 2 epochs.
         assert sum(weights.values()) == pytest.approx(3.0, rel=1e-4)
     assert result["metrics"]["rating_rmse"] < 1.5
-    gate_tags = _summary_tags(tmp_path / "run" / "tensorboard" / "gates")
+    gate_tags = summary_tags(tmp_path / "run" / "tensorboard" / "gates")
     if variant in ("mmoe", "ple"):  # Gate histograms per task and expert.
         assert {"gates/rating/expert_0", "gates/like/expert_1"} <= gate_tags
     else:

@@ -89,7 +89,8 @@ def test_run_writes_metrics_json_per_task(completed_run):
     assert summary["data"]["test"] == len(result["prepared"].splits.test)
 
 
-def _scalar_tags(directory) -> set[str]:
+def summary_tags(directory) -> set[str]:
+    """Every summary tag (scalars, histograms) in a TensorBoard event directory."""
     tags = set()
     for path in directory.glob("events.out.tfevents.*"):
         for event in tf.compat.v1.train.summary_iterator(str(path)):
@@ -101,8 +102,8 @@ def test_tensorboard_logs_per_task_losses(completed_run):
     _, run_dir = completed_run
     log_dir = run_dir / "tensorboard"
     assert list(log_dir.rglob("events.out.tfevents.*"))
-    train_tags = _scalar_tags(log_dir / "train")
-    val_tags = _scalar_tags(log_dir / "validation")
+    train_tags = summary_tags(log_dir / "train")
+    val_tags = summary_tags(log_dir / "validation")
     for loss in TASK_LOSSES + ("total_loss",):
         assert f"epoch_{loss}" in train_tags, (loss, sorted(train_tags))
         assert f"epoch_{loss}" in val_tags, (loss, sorted(val_tags))
