@@ -27,7 +27,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import sys
 import tempfile
@@ -35,6 +34,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from reporting import write_csv
 
 import mtl_tf  # noqa: F401
 from mtl_tf import evaluation, scoring
@@ -101,11 +101,7 @@ def main(argv: list[str] | None = None) -> int:
           "impressions")
     print(format_table(rows, COLUMNS))
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "esmm_movielens.csv", "w", newline="") as stream:
-        writer = csv.DictWriter(stream, COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(rows, COLUMNS, out / "esmm_movielens.csv")
     return 0
 
 

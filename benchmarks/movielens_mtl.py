@@ -12,12 +12,13 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from reporting import write_csv
 
 import mtl_tf  # noqa: F401
 from mtl_tf.config import (
@@ -92,11 +93,7 @@ def main(argv: list[str] | None = None) -> int:
           f"like auc {single['like']['like_auc']:.4f}")
     print(format_table(rows, columns))
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "movielens_mtl.csv", "w", newline="") as stream:
-        writer = csv.DictWriter(stream, columns)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(rows, columns, out / "movielens_mtl.csv")
     plot(rows, out / "movielens_mtl.png")
     return 0
 

@@ -18,13 +18,14 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import resource
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from reporting import write_csv
 
 VARIANTS = {
     "id only": ["model.text_encoder=none", "model.item_genres=false"],
@@ -105,11 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(format_table(rows, COLUMNS))
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "text_encoders.csv", "w", newline="") as stream:
-        writer = csv.DictWriter(stream, COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(rows, COLUMNS, out / "text_encoders.csv")
     return 0
 
 
