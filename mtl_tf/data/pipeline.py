@@ -59,12 +59,15 @@ def add_impression_negatives(arrays: dict[str, np.ndarray], item_ids: np.ndarray
     known_pairs = set(known[F.USER_ID].astype(str) + "\x1f"
                       + known[F.ITEM_ID].astype(str))
     items = item_ids[rng.integers(0, len(item_ids), len(users))]
+    pending = np.arange(len(users))  # Rows whose pair is not yet checked.
     for _ in range(20):  # Resample collisions; users rarely know most items.
-        keys = np.char.add(np.char.add(users.astype(str), "\x1f"), items.astype(str))
-        clash = np.fromiter((k in known_pairs for k in keys), bool, len(keys))
-        if not clash.any():
+        keys = np.char.add(np.char.add(users[pending].astype(str), "\x1f"),
+                           items[pending].astype(str))
+        pending = pending[np.fromiter((k in known_pairs for k in keys), bool,
+                                      len(keys))]
+        if not len(pending):
             break
-        items[clash] = item_ids[rng.integers(0, len(item_ids), int(clash.sum()))]
+        items[pending] = item_ids[rng.integers(0, len(item_ids), len(pending))]
     source = np.repeat(np.arange(len(arrays[F.USER_ID])), per_example)
     sampled = {name: values[source] for name, values in arrays.items()}
     sampled[F.ITEM_ID] = items.astype(arrays[F.ITEM_ID].dtype)
