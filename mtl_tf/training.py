@@ -89,24 +89,26 @@ class ThroughputLogger(tf.keras.callbacks.Callback):
 class GateHistogramLogger(tf.keras.callbacks.Callback):
     """Logs each task's MMoE / PLE gate weights to TensorBoard after every epoch.
 
-    On a fixed probe batch, writes one histogram per task and expert
-    (`gates/<task>/expert_<j>`: that expert's weight over the batch's examples)
-    and the mean weight as a scalar, under `<log_dir>/gates`. Does nothing for
-    architectures without gates.
+    On a fixed probe batch (the first batch of `dataset`), writes one histogram
+    per task and expert (`gates/<task>/expert_<j>`: that expert's weight over the
+    batch's examples) and the mean weight as a scalar, under `<log_dir>/gates`.
+    Does nothing (and reads no batch) for architectures without gates.
     """
 
-    def __init__(self, log_dir: str | Path, probe: dict[str, tf.Tensor]):
+    def __init__(self, log_dir: str | Path, dataset: tf.data.Dataset):
         super().__init__()
         self.log_dir = Path(log_dir)
-        self.probe = probe
+        self.dataset = dataset
+        self._probe = None
         self._writer = None
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
-        gates = self.model.gate_weights(self.probe)
-        if gates is None:
+        if not self.model.has_gates:
             return
-        if self._writer is None:
+        if self._probe is None:
+            self._probe = next(iter(self.dataset))
             self._writer = tf.summary.create_file_writer(str(self.log_dir / "gates"))
+        gates = self.model.gate_weights(self._probe)
         with self._writer.as_default(step=epoch):
             for task, weights in gates.items():
                 for expert in range(weights.shape[-1]):
@@ -169,7 +171,7 @@ def fit(model: tf.keras.Model, config: Config, train_ds: tf.data.Dataset,
             monitor="val_total_loss", patience=train.early_stopping_patience,
             restore_best_weights=True))
     callbacks += [tf.keras.callbacks.TensorBoard(str(log_dir), update_freq="epoch"),
-                  GateHistogramLogger(log_dir, next(iter(validation_ds or train_ds))),
+                  GateHistogramLogger(log_dir, validation_ds or train_ds),
                   checkpoint]
     history = model.fit(train_ds, validation_data=validation_ds, epochs=train.epochs,
                         initial_epoch=initial_epoch, callbacks=callbacks,

@@ -94,6 +94,7 @@ def test_mmoe_gate_weights_are_inspectable(tiny_config, tiny_prepared):
     config = apply_overrides(tiny_config, ["model.mtl=mmoe", "model.num_experts=3"])
     model = build_model(config, tiny_prepared.data, tiny_prepared.splits.train)
     batch = {k: tf.constant(v[:16]) for k, v in tiny_prepared.arrays["test"].items()}
+    assert model.has_gates
     gates = model.gate_weights(batch)
     assert list(gates) == ["rating", "like"]
     for gate in gates.values():

@@ -1,6 +1,7 @@
 """Training runs: outputs written per run, TensorBoard logs, resumable checkpoints."""
 
-import gc  # noqa: I001  (mtl_tf must be imported before tensorflow)
+import dataclasses  # noqa: I001  (mtl_tf must be imported before tensorflow)
+import gc
 import json
 import math
 
@@ -115,6 +116,19 @@ def test_history_has_each_task_loss(completed_run):
     history = result["history"]
     for loss in TASK_LOSSES:
         assert len(history[loss]) == 2 and len(history[f"val_{loss}"]) == 2
+
+
+def test_retrieval_only_run_trains_without_gate_logging(tmp_path, short_config,
+                                                        tiny_prepared):
+    config = dataclasses.replace(short_config, tasks=tuple(
+        task for task in short_config.tasks if task.type == "retrieval"))
+    result = experiment.run(config, tmp_path / "run", export=False, verbose=0,
+                            prepared=tiny_prepared)
+    assert not result["model"].has_gates
+    assert result["model"].gate_weights(_probe_features(tiny_prepared)) is None
+    assert len(result["history"]["retrieval_loss"]) == 2
+    assert 0 < result["metrics"]["hit_rate_at_10"] <= 1
+    assert not (tmp_path / "run" / "tensorboard" / "gates").exists()
 
 
 def test_completed_run_is_not_retrained(completed_run, short_config, tiny_prepared):

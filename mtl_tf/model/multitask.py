@@ -248,6 +248,15 @@ class MultiTaskRecommender(tfrs.models.Model):
                 labels=label, predictions=prediction)
         return losses
 
+    @property
+    def has_gates(self) -> bool:
+        """Whether the ranking network's architecture has gates (MMoE, PLE)."""
+        try:
+            body = self.ranking_network.get_layer(BODY_LAYER)
+        except ValueError:  # No ranking task, so no architecture layer.
+            return False
+        return hasattr(body, "gate_weights")
+
     def gate_weights(self, features: dict[str, tf.Tensor]
                      ) -> dict[str, tf.Tensor] | None:
         """Per ranking task, the [batch, experts] gate weights on a batch.
@@ -257,9 +266,9 @@ class MultiTaskRecommender(tfrs.models.Model):
         binary tasks, in config order). For PLE these are the last level's gates:
         a task's own experts first, then the shared ones.
         """
-        body = self.ranking_network.get_layer(BODY_LAYER)
-        if not hasattr(body, "gate_weights"):
+        if not self.has_gates:
             return None
+        body = self.ranking_network.get_layer(BODY_LAYER)
         interaction = tf.keras.Model(
             self.ranking_network.input,
             self.ranking_network.get_layer(INTERACTION_LAYER).output)
