@@ -288,6 +288,13 @@ class TrainConfig:
             stopping (0 disables early stopping); the best weights are restored.
         seed: seed of weight initialisation and shuffling.
         eval_batch_size: batch size for validation and test scoring.
+        init_from: the run directory (`--output-dir`) of an earlier run whose
+            final model weights this run starts from (optimizer state and epoch
+            count start fresh); a new run only, a resumed one continues from its
+            own checkpoint. Layers the earlier model lacks keep their fresh (or
+            pretrained) values. The two-stage recipe for a pretrained text
+            encoder: train with `model.text_encoder_mode=frozen`, then a few
+            epochs of "finetune_top_n" with `init_from` pointing at that run.
     """
 
     batch_size: int = 1024
@@ -298,6 +305,7 @@ class TrainConfig:
     early_stopping_patience: int = 3
     seed: int = 1
     eval_batch_size: int = 8192
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         _check_choice("train.optimizer", self.optimizer, OPTIMIZERS)

@@ -56,6 +56,45 @@ class ResumableCheckpoint(tf.keras.callbacks.Callback):
         self._manager.save()
 
 
+def warm_start(model: tf.keras.Model, run_dir: str | Path) -> str:
+    """Loads `model`'s weights from the latest checkpoint of the run in `run_dir`.
+
+    Only the weights are restored, not the optimizers' state or the epoch
+    count. Weights match by their place in the model, so the earlier run must
+    have used the same data and id vocabularies; layers it lacks (e.g. a text
+    encoder's backbone, when it was trained frozen) keep their current values.
+    Returns the checkpoint path used.
+    """
+    run_dir = Path(run_dir)
+    path = (tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
+            or tf.train.latest_checkpoint(str(run_dir)))
+    if path is None:
+        raise FileNotFoundError(
+            f"train.init_from={str(run_dir)!r}: no checkpoint in "
+            f"{run_dir / 'checkpoints'} or in the directory itself. Point it at "
+            "the --output-dir of an earlier run.")
+    # The model tracks its optimizers as children: restoring it whole would also
+    # restore the earlier run's learning rate, step count and moments (even into
+    # an optimizer compiled later). A stand-in with only the weight-holding
+    # children matches the same checkpoint nodes by name.
+    children = {name: child for name, child in
+                model._trackable_children(save_type="checkpoint").items()
+                if not isinstance(child, tf.keras.optimizers.Optimizer)}
+    try:
+        weights = tf.train.Checkpoint(**children)
+        status = tf.train.Checkpoint(model=weights).restore(path)
+        status.assert_nontrivial_match()
+    except ValueError as error:  # a weight of another shape
+        raise ValueError(
+            f"train.init_from={str(run_dir)!r}: {error} The earlier run must use "
+            "the same data, id vocabularies and layer sizes.") from None
+    except AssertionError:
+        raise ValueError(f"train.init_from={str(run_dir)!r}: {path} holds no weight "
+                         "of this model.") from None
+    status.expect_partial()
+    return path
+
+
 class ThroughputLogger(tf.keras.callbacks.Callback):
     """Measures training examples per second (excluding validation)."""
 
@@ -161,6 +200,10 @@ def fit(model: tf.keras.Model, config: Config, train_ds: tf.data.Dataset,
                 "examples_per_second": float("nan")}
     if initial_epoch and verbose:
         print(f"Resuming from the checkpoint after epoch {initial_epoch}.")
+    elif not initial_epoch and train.init_from:
+        path = warm_start(model, train.init_from)
+        if verbose:
+            print(f"Starting from the weights of {path}.")
     log_dir = run_dir / "tensorboard"
     log_hparams(log_dir, config)
     throughput = ThroughputLogger(num_train_examples)

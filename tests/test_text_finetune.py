@@ -189,6 +189,38 @@ def test_checkpoint_resume_restores_backbone_and_its_optimizer(tmp_path, small_d
                                    atol=1e-5, err_msg=name)
 
 
+def test_fine_tuning_can_start_from_a_frozen_run(tmp_path, small_data):
+    data, train, _ = small_data
+    dataset = _dataset(small_data)
+    features = {k: v[:16] for k, v in next(iter(dataset)).items()}
+    frozen_config = _config("model.text_encoder_mode=frozen")
+    frozen = build_model(frozen_config, data, train)
+    training.fit(frozen, frozen_config, dataset, None, tmp_path / "frozen",
+                 num_train_examples=len(train), verbose=0)
+
+    # Stage two: the top layer fine-tunes from the frozen run's weights. At a
+    # negligible learning rate its outputs stay the frozen model's, which they
+    # only are if fit loaded those weights (the backbone is the same pretrained
+    # one, so its embeddings equal the frozen cache).
+    tuned_config = _config("model.text_encoder_mode=finetune_top_n",
+                           "model.text_encoder_train_layers=1",
+                           "train.learning_rate=1e-9",
+                           f"train.init_from={tmp_path / 'frozen'}")
+    tuned = build_model(tuned_config, data, train)
+    summary = training.fit(tuned, tuned_config, dataset, None, tmp_path / "tuned",
+                           num_train_examples=len(train), verbose=0)
+    assert summary["epochs"] == 1 and not summary["resumed"]
+    # Only weights carry over: the optimizer ran this run's steps at its rate.
+    assert int(tuned.optimizer.iterations.numpy()) == len(dataset)
+    assert float(tuned.optimizer.learning_rate.numpy()) == pytest.approx(1e-9)
+    expected = frozen(features, training=False)
+    for name, value in tuned(features, training=False).items():
+        np.testing.assert_allclose(value.numpy(), expected[name].numpy(), atol=1e-4,
+                                   err_msg=name)
+    untrained = build_model(tuned_config, data, train)(features, training=False)
+    assert np.abs(untrained["rating"].numpy() - expected["rating"].numpy()).max() > 1e-2
+
+
 def test_chunked_catalog_encoding_matches_one_pass(small_data):
     model = _model(small_data)
     title_encoder = model.candidate_tower.title_encoder

@@ -131,6 +131,19 @@ def test_retrieval_only_run_trains_without_gate_logging(tmp_path, short_config,
     assert not (tmp_path / "run" / "tensorboard" / "gates").exists()
 
 
+def test_init_from_errors_name_the_setting_and_the_fix(tmp_path, completed_run,
+                                                       short_config, tiny_prepared):
+    _, run_dir = completed_run
+    wider = apply_overrides(short_config, [
+        f"model.embedding_dim={2 * short_config.model.embedding_dim}"])
+    model = build_model(wider, tiny_prepared.data, tiny_prepared.splits.train)
+    model(_probe_features(tiny_prepared))  # built: shapes are checked at restore
+    with pytest.raises(ValueError, match="train.init_from=.*same data, id vocab"):
+        training.warm_start(model, run_dir)
+    with pytest.raises(FileNotFoundError, match="train.init_from=.*--output-dir"):
+        training.warm_start(model, tmp_path / "no_such_run")
+
+
 def test_completed_run_is_not_retrained(completed_run, short_config, tiny_prepared):
     result, run_dir = completed_run
     before = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
