@@ -73,6 +73,32 @@ def run_variant(source: list[str], stages: list[list[str]], extra: list[str],
             "peak MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def compare_to_id_only(rows: list[dict]) -> list[dict]:
+    """Per text variant: warm hit rate@10 and examples/s as ratios to the id-only
+    row of the same data, cold hit rate@100 next to id-only's, and the checks of
+    the cold-start claim (cold above id-only, warm at most 2% below; frozen
+    training at >= 50% of id-only's examples/s)."""
+    comparison = []
+    for row in rows:
+        base = next((b for b in rows if b["data"] == row["data"]
+                     and b["encoder"] == "id only"), None)
+        if base is None or row is base:
+            continue
+        warm = row["warm hr@10"] / base["warm hr@10"]
+        speed = row["train ex/s"] / base["train ex/s"]
+        checks = [row["cold hr@100"] > base["cold hr@100"], warm >= 0.98]
+        if row["encoder"] == "MiniLM frozen":
+            checks.append(speed >= 0.5)
+        comparison.append({
+            "data": row["data"], "encoder": row["encoder"],
+            "warm hr@10 ratio": f"{warm:.3f}",
+            "cold hr@100 (id only)": f"{row['cold hr@100']:.4f} "
+                                     f"({base['cold hr@100']:.4f})",
+            "train ex/s ratio": f"{speed:.2f}",
+            "checks": "PASS" if all(checks) else "FAIL"})
+    return comparison
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", help="ml-100k folder (omit: synthetic only)")
@@ -117,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     from mtl_tf.evaluation import format_table
 
     print(format_table(rows, COLUMNS))
+    comparison = compare_to_id_only(rows)
+    if comparison:
+        print("\nAgainst the id-only model of the same data (this run):")
+        print(format_table(comparison, list(comparison[0])))
     out = Path(args.out)
     write_csv(rows, COLUMNS, out / "text_encoders.csv")
     return 0
