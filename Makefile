@@ -16,7 +16,7 @@ train: $(VENV)/.installed  ## train on the embedded synthetic data and export a 
 	$(PY) -m mtl_tf.train
 
 test: $(VENV)/.installed  ## run the test suite
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=10
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check mtl_tf tests benchmarks
