@@ -2,6 +2,9 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# pytest-xdist workers; whole test modules stay on one worker (--dist loadscope),
+# so module fixtures are built once.
+TEST_WORKERS ?= 2
 
 .PHONY: train test lint benchmark clean
 
@@ -16,7 +19,7 @@ train: $(VENV)/.installed  ## train on the embedded synthetic data and export a 
 	$(PY) -m mtl_tf.train
 
 test: $(VENV)/.installed  ## run the test suite
-	$(PY) -m pytest -q --durations=10
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope --durations=10
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check mtl_tf tests benchmarks
