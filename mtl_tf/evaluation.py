@@ -1,4 +1,5 @@
-"""Offline evaluation metrics in plain numpy: RMSE, ROC AUC and retrieval hit rates.
+"""Offline evaluation metrics in plain numpy: RMSE, MAE, accuracy, ROC AUC and
+retrieval hit rates.
 
 Nothing here imports TensorFlow, so baselines, benchmarks and trained models are all
 scored by the same code. Retrieval follows DESIGN.md section 5: hit rate@k is the share
@@ -59,6 +60,37 @@ def rmse(labels: np.ndarray | Sequence, predictions: np.ndarray | Sequence) -> f
     Raises:
         ValueError: If the shapes differ or the arrays are empty.
     """
+    labels, predictions = _paired(labels, predictions)
+    return float(np.sqrt(np.mean((labels - predictions) ** 2)))
+
+
+def mae(labels: np.ndarray | Sequence, predictions: np.ndarray | Sequence) -> float:
+    """Mean absolute error; the same checks as `rmse`.
+
+    Example:
+        >>> mae([1.0, 2.0], [2.0, 4.0])
+        1.5
+    """
+    labels, predictions = _paired(labels, predictions)
+    return float(np.mean(np.abs(labels - predictions)))
+
+
+def accuracy(labels: np.ndarray | Sequence,
+             probabilities: np.ndarray | Sequence) -> float:
+    """Share of binary labels (> 0.5 is positive) matched by `probabilities >= 0.5`;
+    the same checks as `rmse`.
+
+    Example:
+        >>> accuracy([1, 0, 1, 0], [0.9, 0.2, 0.4, 0.5])
+        0.5
+    """
+    labels, probabilities = _paired(labels, probabilities)
+    return float(np.mean((probabilities >= 0.5) == (labels > 0.5)))
+
+
+def _paired(labels: np.ndarray | Sequence, predictions: np.ndarray | Sequence
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Both as float64 vectors; raises unless they are 1-D, non-empty, same shape."""
     labels = _as_1d("labels", labels, np.float64)
     predictions = _as_1d("predictions", predictions, np.float64)
     if labels.shape != predictions.shape:
@@ -68,7 +100,7 @@ def rmse(labels: np.ndarray | Sequence, predictions: np.ndarray | Sequence) -> f
         )
     if labels.size == 0:
         raise ValueError("`labels` and `predictions` must not be empty.")
-    return float(np.sqrt(np.mean((labels - predictions) ** 2)))
+    return labels, predictions
 
 
 def roc_auc(labels: np.ndarray | Sequence, scores: np.ndarray | Sequence) -> float:

@@ -145,14 +145,6 @@ def task_metrics(model: MultiTaskRecommender, arrays: dict[str, np.ndarray]
     return metrics
 
 
-def _mae(labels: np.ndarray, predictions: np.ndarray) -> float:
-    return float(np.mean(np.abs(np.asarray(labels) - np.asarray(predictions))))
 
-
-def _accuracy(labels: np.ndarray, predictions: np.ndarray) -> float:
-    predicted = np.asarray(predictions) >= 0.5
-    return float(np.mean(predicted == (np.asarray(labels) > 0.5)))
-
-
-_METRICS = {"rmse": evaluation.rmse, "mae": _mae, "auc": evaluation.roc_auc,
-            "accuracy": _accuracy}
+_METRICS = {"rmse": evaluation.rmse, "mae": evaluation.mae,
+            "auc": evaluation.roc_auc, "accuracy": evaluation.accuracy}

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from mtl_tf import evaluation
-from mtl_tf.evaluation import SeenItems, format_table, hit_rates, rmse, roc_auc
+from mtl_tf.evaluation import (
+    SeenItems,
+    accuracy,
+    format_table,
+    hit_rates,
+    mae,
+    rmse,
+    roc_auc,
+)
 
 # 3 users x 5 items. Ranks (1 = best): user 0 ranks items 0..4 in order, user 1 in
 # reverse, user 2 ranks item 2 > 4 > 0 > 3 > 1.
@@ -41,6 +49,27 @@ def test_rmse_rejects_bad_shapes():
         rmse([1.0, 2.0], [1.0])
     with pytest.raises(ValueError, match="empty"):
         rmse([], [])
+
+
+# --- mae, accuracy -----------------------------------------------------------------
+
+
+def test_mae_and_accuracy_by_hand():
+    # Errors 0, 1, -2, 0 -> mean absolute 3 / 4.
+    assert mae([1, 2, 3, 4], [1, 3, 1, 4]) == pytest.approx(0.75)
+    # Predicted positive at >= 0.5: 1, 0, 0, 1 against labels 1, 0, 1, 0.
+    assert accuracy([1, 0, 1, 0], [0.9, 0.2, 0.4, 0.5]) == 0.5
+    assert accuracy([1.0, 0.0], [0.5, 0.49]) == 1.0
+
+
+@pytest.mark.parametrize("metric", [mae, accuracy])
+def test_mae_and_accuracy_reject_bad_shapes(metric):
+    with pytest.raises(ValueError, match="same shape"):
+        metric([1.0, 0.0], [1.0])
+    with pytest.raises(ValueError, match="empty"):
+        metric([], [])
+    with pytest.raises(ValueError, match="one-dimensional"):
+        metric([[1.0]], [[1.0]])
 
 
 # --- roc_auc ----------------------------------------------------------------------
