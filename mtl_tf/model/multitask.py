@@ -9,7 +9,13 @@ import tensorflow_recommenders as tfrs
 
 from mtl_tf import features as F
 from mtl_tf.model.catalog import ItemCatalog
-from mtl_tf.model.ranking import BODY_LAYER, INTERACTION_LAYER, ITEM_INPUT, USER_INPUT
+from mtl_tf.model.ranking import (
+    BODY_LAYER,
+    INTERACTION_LAYER,
+    ITEM_INPUT,
+    PAIR_TASK_TYPES,
+    USER_INPUT,
+)
 from mtl_tf.model.text_encoder import TextEncoderAdapter, backbone_optimizer
 from mtl_tf.model.towers import CandidateTower, QueryTower
 from mtl_tf.model.weighting import (
@@ -219,12 +225,12 @@ class MultiTaskRecommender(tfrs.models.Model):
             item = self.candidate_tower(item_ids, training=training)
         outputs = self.ranking_network({USER_INPUT: user, ITEM_INPUT: item},
                                        training=training)
-        watched = features.get(F.WATCH)
+        # Rows the user interacted with; None when the batch has no impressions.
+        keep = features[F.WATCH] > 0 if F.WATCH in features else None
         losses = {}
         for task in self.task_configs:
             if task.type == "retrieval":
-                if watched is not None:
-                    keep = watched > 0
+                if keep is not None:
                     user_r, item_r, ids_r = (tf.boolean_mask(t, keep)
                                              for t in (user, item, item_ids))
                 else:
@@ -238,10 +244,9 @@ class MultiTaskRecommender(tfrs.models.Model):
             else:
                 label = tf.cast(features[task.label], tf.float32)[:, None]
                 prediction = outputs[task.name][:, None]
-            if task.space == "interactions" and watched is not None:
+            if task.space == "interactions" and keep is not None:
                 # Dropping the rows (not weighting them 0) keeps the loss a mean
                 # over interactions, whatever the number of sampled impressions.
-                keep = watched > 0
                 label = tf.boolean_mask(label, keep)
                 prediction = tf.boolean_mask(prediction, keep)
             losses[task.name] = self.ranking_tasks[task.name](
@@ -274,8 +279,7 @@ class MultiTaskRecommender(tfrs.models.Model):
             self.ranking_network.get_layer(INTERACTION_LAYER).output)
         x = interaction({USER_INPUT: self.query_tower(features),
                          ITEM_INPUT: self.candidate_tower(features[F.ITEM_ID])})
-        names = [t.name for t in self.task_configs
-                 if t.type in ("regression", "binary")]
+        names = [t.name for t in self.task_configs if t.type in PAIR_TASK_TYPES]
         return dict(zip(names, body.gate_weights(x)))
 
     def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False):

@@ -17,6 +17,8 @@ ITEM_INPUT = "item"
 # the architecture itself.
 INTERACTION_LAYER = "interaction"
 BODY_LAYER = "mtl_body"
+# Tasks on a (user, item) pair, served by the architecture in config order.
+PAIR_TASK_TYPES = ("regression", "binary")
 
 
 def build_ranking_network(dim: int, tasks: Sequence[TaskConfig],
@@ -46,7 +48,7 @@ def build_ranking_network(dim: int, tasks: Sequence[TaskConfig],
     """
     user = tf.keras.Input((dim,), name=USER_INPUT)
     item = tf.keras.Input((dim,), name=ITEM_INPUT)
-    pair_tasks = [t for t in tasks if t.type in ("regression", "binary")]
+    pair_tasks = [t for t in tasks if t.type in PAIR_TASK_TYPES]
     heads: dict[str, tf.Tensor] = {}
     if pair_tasks:
         x = tf.keras.layers.Concatenate(name=INTERACTION_LAYER)(
