@@ -7,7 +7,7 @@ split gets 4 sampled never-rated items per rating (`data.impression_negatives=4`
 `watch` = 0, `like` = 0); a "like" is a rating >= 4.
 
 Variants, all on the same split and impressions:
-- `base`: the default model (shared bottom; `like` trained on rated rows only),
+- `base`: the default model (single_task; `like` trained on rated rows only),
   its like head used to rank the impressions (the biased ranker ESMM replaces);
 - `direct`: `watch` and `like` as two independent binary tasks on the
   impressions (like learned directly as p(watch, like));

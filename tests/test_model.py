@@ -295,7 +295,7 @@ def test_item_id_dropout_reaches_the_candidate_tower_only_in_training(
     training = float(retrieval.compute_loss(features, training=True))
     monkeypatch.setattr(model.candidate_tower, "id_dropout", 0.9)
     assert float(retrieval.compute_loss(features, training=False)) == evaluation
-    # Most items now share the OOV id: the retrieval loss changes.
+    # Most items now get the unknown-item id vector: the retrieval loss changes.
     assert float(retrieval.compute_loss(features, training=True)) != pytest.approx(
         training, rel=1e-3)
 
