@@ -11,17 +11,20 @@ import dataclasses
 import json
 from typing import Any
 
-from mtl_tf import features as F
-from mtl_tf.task_config import (  # noqa: F401  (re-exported)
-    DEFAULT_TASKS,
+from mtl_tf.data.movielens_schema import (
     ESMM_TASKS,
-    GENRE_TASK,
+    MOVIELENS_SCHEMA,
+    MOVIELENS_TASKS,
+)
+from mtl_tf.schema import Schema
+from mtl_tf.task_config import (  # noqa: F401  (re-exported)
     TASK_TYPES,
     TaskConfig,
     validate_tasks,
+    validate_tasks_against_schema,
 )
 
-DATA_SOURCES = ("synthetic", "movielens", "tfds")
+DATA_SOURCES = ("synthetic", "movielens", "tfds", "files")
 SPLITS = ("random", "temporal", "cold_items")
 OPTIMIZERS = ("adam", "adagrad")
 TEXT_ENCODER_MODES = ("frozen", "finetune", "finetune_top_n")
@@ -50,7 +53,16 @@ class DataConfig:
 
     Attributes:
         source: "synthetic" (generated, the default), "movielens" (a local ml-100k or
-            ml-1m directory, see `data_dir`) or "tfds" (downloads `tfds_name`).
+            ml-1m directory, see `data_dir`), "tfds" (downloads `tfds_name`) or
+            "files" (your own log: `path`, `items_path`, `users_path`, read
+            with the config's `schema`). The first three have the built-in
+            MovieLens schema.
+        path: "files": the interactions table, a CSV / TSV / Parquet / JSON
+            Lines file (optionally .gz) or a glob of shards.
+        items_path, users_path: "files": optional item / user side tables,
+            joined on the schema's id features.
+        separator: "files": delimiter of CSV-like files ("" picks it from the
+            extension).
         data_dir: directory of a local MovieLens copy (source "movielens") or TFDS's
             data directory (source "tfds").
         tfds_name: TFDS ratings dataset, e.g. "movielens/100k-ratings".
@@ -63,15 +75,23 @@ class DataConfig:
             (early stopping).
         seed: seed of the split.
         lenient: skip and count malformed rows and bad labels instead of failing.
-        like_threshold: a rating at or above this is a "like".
-        impression_negatives: per interaction, this many items the user never
-            interacted with are added as non-interactions (`watch` = 0) to every
-            split: the impression space of tasks with `space="impressions"` (ESMM).
-            0 (default) adds none; retrieval and interaction-space tasks ignore them.
+        like_threshold: MovieLens sources: a rating at or above this is a "like".
+        impression_negatives: for logs without impressions (e.g. MovieLens): per
+            interaction, this many items the user never interacted with are
+            added to every split, with `impression_label` = 0 (1 on the real
+            rows) and every other label 0. Tasks select real rows with `where`
+            (e.g. "watch == 1"); ESMM tasks train on all of them. 0 (default)
+            adds none; a real impression log needs none.
+        impression_label: the label column that marks real rows (1) against
+            sampled ones (0).
     """
 
     source: str = "synthetic"
     data_dir: str | None = None
+    path: str | None = None
+    items_path: str | None = None
+    users_path: str | None = None
+    separator: str = ""
     tfds_name: str = "movielens/100k-ratings"
     split: str = "random"
     test_fraction: float = 0.2
@@ -81,6 +101,7 @@ class DataConfig:
     lenient: bool = False
     like_threshold: float = 4.0
     impression_negatives: int = 0
+    impression_label: str = "watch"
 
     def __post_init__(self) -> None:
         _check_choice("data.source", self.source, DATA_SOURCES)
@@ -122,14 +143,18 @@ class ModelConfig:
     """Towers, shared bottom and task heads.
 
     Attributes:
-        embedding_dim: width of id/feature embeddings and of the tower outputs.
-        user_features: user side features the query tower embeds.
-        text_encoder: "none" (no title features), "bow" (a bag of words over
+        embedding_dim: width of id/feature embeddings and of the tower outputs
+            (categorical, list and bucket features get `embedding_dim // 2`).
+        text_encoder: how text features are encoded: "none" (not at all),
+            "bow" (a bag of words over
             `TextVectorization` tokens), or a pretrained keras-hub BERT-family
             encoder: a keras-hub preset name (e.g. "bert_tiny_en_uncased"), an
             "hf://" handle, a local Hugging Face checkpoint directory, "minilm"
             (the offline all-MiniLM-L6-v2 package) or "tiny" (an untrained
-            from-config backbone, for tests). See `mtl_tf.model.text_encoder`.
+            from-config backbone, for tests); pretrained encoders apply to item
+            text (encoded at build time and baked into the export), user and
+            context text always uses the bag of words. See
+            `mtl_tf.model.text_encoder`.
         text_encoder_mode: how a pretrained encoder is used. "frozen" (default):
             the catalog's titles are encoded once and cached; training never runs
             the encoder. "finetune": every encoder weight trains. "finetune_top_n":
@@ -144,20 +169,19 @@ class ModelConfig:
             by a second optimizer at `train.learning_rate` times this (> 0); small
             values keep fine-tuning from wrecking the pretrained weights.
         text_pooling: "mean" or "cls" pooling of the pretrained encoder.
-        item_genres: embed the item's genres in the candidate tower.
         unknown_item_embedding: the id vector of items without an id row (cold
             items, and ids dropped by `item_id_dropout`): "mean" (the mean of
             the known items' id rows: an unknown item starts as the average
-            item and its text and genres move it from there) or "oov" (the OOV
+            item and its features move it from there) or "oov" (the OOV
             row; untrained unless `item_id_dropout` > 0, so its random
             initialisation decides how high all cold items score).
         item_id_dropout: in [0, 1); in training, the share of a batch's distinct
             items embedded without their id (DropoutNet, Volkovs et al.,
             NeurIPS 2017), so the candidate tower learns to embed items from
             content alone; ranks cold items higher at some cost to warm items.
-        text_encoder_sequence_length: word pieces per title for pretrained encoders.
-        text_max_tokens: vocabulary size of the bag-of-words title encoder.
-        text_sequence_length: title tokens kept per item.
+        text_encoder_sequence_length: word pieces per text for pretrained encoders.
+        text_max_tokens: vocabulary size of each bag-of-words text encoder.
+        text_sequence_length: tokens kept per text by the bag of words.
         mtl: multi-task architecture of the ranking network: "single_task"
             (the default: one MLP per ranking task over the shared towers, chosen
             from the MovieLens grid in docs/movielens_mtl.md), "shared_bottom",
@@ -173,8 +197,10 @@ class ModelConfig:
         head_units: hidden sizes of each task head.
         dropout: dropout rate in the ranking network.
         num_oov_buckets: hash buckets for user ids unseen in training (unknown items
-            share `unknown_item_embedding`; their text and genres still come from
-            the catalog).
+            share `unknown_item_embedding`; their features still come from the
+            catalog).
+        user_history: add the SVD++ term over each user's training positives to
+            the query tower (needs a user and an item id).
         temperature: softmax temperature of the retrieval task.
         extra_negatives: catalog items sampled uniformly per training step as extra
             negatives beside the in-batch ones (mixed negative sampling, Yang et al.,
@@ -184,13 +210,11 @@ class ModelConfig:
     """
 
     embedding_dim: int = 64
-    user_features: tuple[str, ...] = F.USER_FEATURES
     text_encoder: str = "bow"
     text_encoder_mode: str = "frozen"
     text_encoder_train_layers: int = 1
     text_encoder_learning_rate_multiplier: float = 0.1
     text_pooling: str = "mean"
-    item_genres: bool = True
     unknown_item_embedding: str = "mean"
     item_id_dropout: float = 0.0
     text_encoder_sequence_length: int = 32
@@ -239,10 +263,6 @@ class ModelConfig:
         _check_choice("model.unknown_item_embedding", self.unknown_item_embedding,
                       UNKNOWN_ITEM_EMBEDDINGS)
         _check_fraction("model.item_id_dropout", self.item_id_dropout)
-        unknown = [f for f in self.user_features if f not in F.USER_FEATURES]
-        if unknown:
-            raise ValueError(f"model.user_features has unknown features {unknown}; "
-                             f"allowed: {list(F.USER_FEATURES)}.")
         if self.embedding_dim <= 0:
             raise ValueError("model.embedding_dim must be positive. "
                              f"Received: {self.embedding_dim}.")
@@ -338,32 +358,28 @@ class ExportConfig:
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """A whole run: data, model, tasks, training and export."""
+    """A whole run: data, schema, model, tasks, training and export.
+
+    `schema` declares the features (`mtl_tf.schema`); the default is the
+    built-in MovieLens schema of the synthetic, movielens and tfds sources.
+    """
 
     data: DataConfig = DataConfig()
     synthetic: SyntheticConfig = SyntheticConfig()
+    schema: Schema = MOVIELENS_SCHEMA
     model: ModelConfig = ModelConfig()
-    tasks: tuple[TaskConfig, ...] = DEFAULT_TASKS
+    tasks: tuple[TaskConfig, ...] = MOVIELENS_TASKS
     loss: LossConfig = LossConfig()
     train: TrainConfig = TrainConfig()
     export: ExportConfig = ExportConfig()
 
     def __post_init__(self) -> None:
         validate_tasks(self.tasks)
+        validate_tasks_against_schema(self.tasks, self.schema)
         if self.model.mtl == "esmm" and not any(t.depends_on for t in self.tasks):
             raise ValueError("model.mtl=esmm needs a task with `depends_on` (e.g. "
-                             "like depends on watch); start from the 'esmm' preset.")
-        leaks = [t.name for t in self.tasks
-                 if t.type == "multilabel" and t.label == F.ITEM_GENRES]
-        if leaks and self.model.item_genres:
-            raise ValueError(f"tasks {leaks} predict {F.ITEM_GENRES}, which the item "
-                             "tower already reads with model.item_genres=true; set "
-                             "model.item_genres=false to learn them from ids and text.")
-        on_impressions = [t.name for t in self.tasks if t.space == "impressions"]
-        if on_impressions and self.data.impression_negatives < 1:
-            raise ValueError(f"tasks {on_impressions} train on impressions, which "
-                             "needs sampled non-interactions: set "
-                             "data.impression_negatives to 1 or more.")
+                             "purchase depends on click); start from the 'esmm' "
+                             "preset.")
         if self.export.item_encoder and self.model.text_encoder_mode == "frozen":
             raise ValueError(
                 "export.item_encoder=true exports the candidate tower's text "
@@ -376,7 +392,9 @@ class Config:
         return next((t for t in self.tasks if t.name == name), None)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        out["schema"] = self.schema.to_dict()
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False)
@@ -392,10 +410,10 @@ PRESETS["tiny"] = Config(
                       early_stopping_patience=2),
     export=ExportConfig(model_name="mtl_tiny"),
 )
-# ESMM: p(watch) and p(watch, like) on impressions (4 sampled non-watched items per
-# watched one), retrieval and rating on the watched rows.
+# ESMM on MovieLens: p(watch) and p(watch, like) on impressions (4 sampled
+# non-watched items per watched one), retrieval and rating on the watched rows.
 PRESETS["esmm"] = Config(
-    data=DataConfig(impression_negatives=4),
+    data=DataConfig(impression_negatives=4, impression_label="watch"),
     model=ModelConfig(mtl="esmm"),
     tasks=ESMM_TASKS,
     export=ExportConfig(model_name="mtl_esmm"),

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mtl_tf.config import Config
+from mtl_tf.schema import Schema
 from mtl_tf.task_config import TaskConfig
 
 
@@ -32,6 +33,12 @@ def from_dict(values: dict[str, Any], base: Config | None = None) -> Config:
                          f"{[f.name for f in dataclasses.fields(Config)]}.")
     changes: dict[str, Any] = {}
     for section, section_values in values.items():
+        if section == "schema":
+            if isinstance(section_values, Schema):
+                changes["schema"] = section_values
+                continue
+            changes["schema"] = Schema.from_dict(section_values)
+            continue
         if section == "tasks":
             if not isinstance(section_values, list):
                 raise ValueError("Config section 'tasks' must be a list of task "
@@ -61,8 +68,11 @@ def load_config_file(path: str | Path, base: Config | None = None) -> Config:
 def apply_overrides(config: Config, overrides: list[str]) -> Config:
     """Applies ``section.key=value`` strings; values are parsed as JSON when possible.
 
-    ``tasks.<name>.<field>=value`` changes one task. Examples:
-    ``train.epochs=5``, ``model.bottom_units=[256,128]``, ``tasks.like.weight=0``.
+    ``tasks.<name>.<field>=value`` changes one task, ``schema.<feature>.<field>=
+    value`` one schema feature (``schema.timestamp=ts`` and ``schema.features=
+    [...]`` set the schema's own fields). Examples: ``train.epochs=5``,
+    ``model.bottom_units=[256,128]``, ``tasks.like.weight=0``,
+    ``schema.price.transform=log1p``.
     Section overrides are validated together, so their order does not matter
     (``model.text_encoder_mode=finetune`` may come before ``model.text_encoder``);
     a later override of the same key wins.
@@ -76,6 +86,9 @@ def apply_overrides(config: Config, overrides: list[str]) -> Config:
         value = _parse_value(raw)
         if _takes_text(config, parts) and not isinstance(value, (str, type(None))):
             value = raw  # `--set export.export_dir=123` means the text "123".
+        if parts[0] == "schema":
+            config = _override_schema(config, parts, value, override)
+            continue
         if parts[0] == "tasks":
             if len(parts) != 3:
                 raise ValueError(f"Override {override!r}: use "
@@ -99,6 +112,25 @@ def _takes_text(config: Config, parts: list[str]) -> bool:
             allowed = typing.get_args(hint) or (hint,)
             return str in allowed and not {int, float, bool} & set(allowed)
     return False
+
+
+def _override_schema(config: Config, parts: list[str], value: Any,
+                     override: str) -> Config:
+    schema = config.schema.to_dict()
+    if len(parts) == 2 and parts[1] in schema:
+        schema[parts[1]] = value
+    elif len(parts) == 3:
+        names = [f["name"] for f in schema["features"]]
+        if parts[1] not in names:
+            raise ValueError(f"Override {override!r}: the schema has no feature "
+                             f"{parts[1]!r}; features: {names}.")
+        for feature in schema["features"]:
+            if feature["name"] == parts[1]:
+                feature[parts[2]] = value
+    else:
+        raise ValueError(f"Override {override!r}: use schema.<feature>.<field>=value, "
+                         "schema.timestamp=<column> or schema.features=[...].")
+    return dataclasses.replace(config, schema=Schema.from_dict(schema))
 
 
 def _override_task(config: Config, name: str, field: str, value: Any) -> Config:

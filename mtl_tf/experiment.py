@@ -12,52 +12,118 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mtl_tf import features as F
 from mtl_tf.config import Config
 from mtl_tf.data import RecDataset, load_data
 from mtl_tf.data.pipeline import (
     add_impression_negatives,
-    example_arrays,
+    check_labels,
+    finish_arrays,
     make_dataset,
+    raw_arrays,
 )
 from mtl_tf.data.splits import Splits, split
+from mtl_tf.schema.fitted import Preprocessing, fit_preprocessing
+from mtl_tf.task_config import TaskConfig, label_columns
+
+SPLIT_NAMES = ("train", "validation", "test")
 
 
 @dataclasses.dataclass
 class PreparedData:
-    """A loaded data set, its splits and each split's example arrays."""
+    """A loaded data set, its splits, the fitted preprocessing and each split's
+    example arrays."""
 
     data: RecDataset
     splits: Splits
     arrays: dict[str, dict[str, np.ndarray]]
+    preprocessing: Preprocessing
+    tasks: tuple[TaskConfig, ...] = ()
+
+    @property
+    def retrieval_task(self) -> TaskConfig | None:
+        return next((t for t in self.tasks if t.type == "retrieval"), None)
+
+    def positives(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The rows of `frame` that are retrieval positives (its `where`)."""
+        task = self.retrieval_task
+        if task is None or not task.where:
+            return frame
+        condition = task.condition
+        rows = condition.evaluate({c: frame[c].to_numpy() for c in condition.columns},
+                                  len(frame))
+        return frame[rows].reset_index(drop=True)
 
     @property
     def seen(self) -> pd.DataFrame:
-        """Interactions known at training time (train + validation)."""
-        return pd.concat([self.splits.train, self.splits.validation],
-                         ignore_index=True)
+        """Retrieval positives known at training time (train + validation)."""
+        return self.positives(pd.concat([self.splits.train, self.splits.validation],
+                                        ignore_index=True))
+
+
+def fit_data(data: RecDataset, train: pd.DataFrame, tasks) -> Preprocessing:
+    """Fits the schema's preprocessing on the training split: user and context
+    features on its rows, item features on its items only."""
+    joined = data.joined(train)
+    values = {}
+    for feature in data.schema.features:
+        if feature.side == "item" and feature.kind != "id":
+            train_items = set(train[data.schema.item_id.name].astype(str))
+            rows = np.isin(data.item_ids, list(train_items))
+            values[feature.name] = data.items[feature.name].to_numpy()[rows]
+        else:
+            values[feature.name] = joined[feature.name].to_numpy()
+    lists = {task.label: list(raw_arrays(data, train, [task])[task.label])
+             for task in tasks if task.type == "multilabel"}
+    return fit_preprocessing(data.schema, values, lists)
 
 
 def prepare_data(config: Config, data: RecDataset | None = None) -> PreparedData:
-    """Loads (unless `data` is given) and splits the data set of `config`."""
-    data = data if data is not None else load_data(config.data, config.synthetic)
-    parts = split(data.interactions, config.data.split, config.data.test_fraction,
-                  config.data.validation_fraction, config.data.seed,
-                  config.data.cold_item_fraction)
-    arrays = {name: example_arrays(data, frame, config.data.like_threshold)
-              for name, frame in (("train", parts.train),
-                                  ("validation", parts.validation),
-                                  ("test", parts.test))}
+    """Loads (unless `data` is given), checks and splits the data set of
+    `config`, fits the preprocessing on the training split and builds every
+    split's example arrays.
+
+    Raises:
+        ValueError: bad labels (NaN, a binary label outside {0, 1}), a `where`
+            that matches no training row, or a column the tasks read missing.
+    """
+    data = data if data is not None else load_data(config)
+    schema, tasks = data.schema, config.tasks
+    impression_label = config.data.impression_label
+    if config.data.impression_negatives:
+        if schema.user_id is None or schema.item_id is None:
+            raise ValueError("data.impression_negatives samples items per user: "
+                             "it needs a user and an item id in the schema.")
+        data = data.with_interactions(
+            data.interactions.assign(**{impression_label: np.float32(1.0)}))
+    parts = split(data.interactions, schema, config.data.split,
+                  config.data.test_fraction, config.data.validation_fraction,
+                  config.data.seed, config.data.cold_item_fraction)
+    checked = {}
+    for name in SPLIT_NAMES:
+        frame = getattr(parts, name)
+        keep = check_labels(data.joined(frame), tasks, f"{data.name} ({name} split)",
+                            lenient=config.data.lenient, report=data.report,
+                            require_rows=name == "train")
+        checked[name] = frame[keep].reset_index(drop=True)
+    parts = Splits(checked["train"], checked["validation"], checked["test"],
+                   cold_items=parts.cold_items)
+    preprocessing = fit_data(data, parts.train, tasks)
+    arrays = {name: raw_arrays(data, getattr(parts, name), tasks)
+              for name in SPLIT_NAMES}
     if config.data.impression_negatives:
         # Training negatives come from training items only: held-out (cold) items
         # must not appear in training at all.
-        pools = {"train": parts.train[F.ITEM_ID].astype(str).unique()}
-        every_item = data.items[F.ITEM_ID].astype(str).to_numpy()
-        for offset, name in enumerate(arrays):
+        item_key = schema.item_id.name
+        pools = {"train": parts.train[item_key].astype(str).unique()}
+        for offset, name in enumerate(SPLIT_NAMES):
             arrays[name] = add_impression_negatives(
-                arrays[name], pools.get(name, every_item), data.interactions,
-                config.data.impression_negatives, seed=config.data.seed + offset)
-    return PreparedData(data, parts, arrays)
+                arrays[name], pools.get(name, data.item_ids), data.interactions,
+                config.data.impression_negatives, user_column=schema.user_id.name,
+                item_column=item_key, label_names=list(label_columns(tasks)),
+                seed=config.data.seed + offset)
+    arrays = {name: finish_arrays(values, tasks, preprocessing.label_vocabularies)
+              for name, values in arrays.items()}
+    return PreparedData(data, parts, arrays, preprocessing, tuple(tasks))
 
 
 def evaluate(model, prepared: PreparedData) -> dict[str, float]:
@@ -79,15 +145,16 @@ def _split_metrics(model, prepared: PreparedData, subset) -> dict[str, float]:
     test, arrays = prepared.splits.test, prepared.arrays["test"]
     if subset is not None:
         items, wanted = subset
-        keep = test[F.ITEM_ID].astype(str).isin(items).to_numpy() == wanted
+        item_key = prepared.data.schema.item_id.name
+        keep = test[item_key].astype(str).isin(items).to_numpy() == wanted
         test = test[keep].reset_index(drop=True)
         # The arrays may hold sampled impressions beyond the test rows.
-        keep = pd.Series(arrays[F.ITEM_ID]).astype(str).isin(items).to_numpy() == wanted
+        keep = pd.Series(arrays[item_key]).astype(str).isin(items).to_numpy() == wanted
         arrays = {k: v[keep] for k, v in arrays.items()}
     metrics = scoring.task_metrics(model, arrays)
     if model.retrieval_task is not None:
         metrics.update(scoring.retrieval_metrics(model, prepared.data, prepared.seen,
-                                                 test))
+                                                 prepared.positives(test)))
     return metrics
 
 
@@ -108,11 +175,14 @@ def run(config: Config, run_dir: str | Path, *, export: bool = True,
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(run_dir / "config.json", config.to_dict())
     prepared = prepared or prepare_data(config)
+    write_json_atomic(run_dir / "preprocessing.json",
+                      prepared.preprocessing.to_dict())
     if verbose:
         print(f"Data {prepared.data.name}: {prepared.data.report.summary()}; "
               f"{prepared.data.num_users} users, {prepared.data.num_items} items; "
               f"split {prepared.splits.sizes()}")
-    model = build_model(config, prepared.data, prepared.splits.train)
+    model = build_model(config, prepared.data, prepared.splits.train,
+                        prepared.preprocessing)
     train_ds = make_dataset(prepared.arrays["train"], config.train.batch_size,
                             shuffle=True, seed=config.train.seed)
     val_ds = (make_dataset(prepared.arrays["validation"], config.train.eval_batch_size)
@@ -129,10 +199,12 @@ def run(config: Config, run_dir: str | Path, *, export: bool = True,
     write_json_atomic(run_dir / "metrics.json", summary)
     export_path = item_encoder_path = None
     if export:
-        assets = {"config": config.to_dict(), "metrics": summary}
+        assets = {"config": config.to_dict(), "metrics": summary,
+                  "preprocessing": prepared.preprocessing.to_dict()}
         export_path = export_saved_model(
             model, config.export.export_dir, config.export.model_name,
-            default_k=config.export.default_k, assets=assets)
+            default_k=config.export.default_k, assets=assets,
+            example=_request_example(prepared))
         if config.export.item_encoder:
             item_encoder_path = export_item_encoder(
                 model, config.export.export_dir,
@@ -140,6 +212,19 @@ def run(config: Config, run_dir: str | Path, *, export: bool = True,
     return {**summary, "export": export_path,
             "item_encoder_export": item_encoder_path, "model": model,
             "prepared": prepared, "history": training.get("history", {})}
+
+
+def _request_example(prepared: PreparedData) -> dict:
+    """The first test row's request features, for the export's schema.json."""
+    from mtl_tf.data.pipeline import model_input_names
+
+    arrays = prepared.arrays["test"] if len(prepared.splits.test) else \
+        prepared.arrays["train"]
+    out = {}
+    for name in model_input_names(prepared.data.schema):
+        value = arrays[name][0]
+        out[name] = value.tolist() if hasattr(value, "tolist") else value
+    return out
 
 
 def write_json_atomic(path: Path, document: dict) -> None:

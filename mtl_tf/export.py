@@ -1,9 +1,14 @@
 """SavedModel export laid out for TF Serving: `<base>/<model_name>/<version>/`.
 
-Signatures (inputs use the TFDS feature names and dtypes):
-- `serving_default`: user features + `movie_id` -> one output per task
-  (`rating`, `like`, ..., and `retrieval`, the two-tower cosine score).
-- `recommend`: user features + `k` -> `item_ids` [batch, k] and `scores`.
+Signatures are built from the schema: their inputs are the schema's user and
+context features, named and typed as declared (categorical and id features in
+their dtype, numeric float32, text strings, multi_categorical lists as string
+[batch, n] padded with "").
+- `serving_default`: those features + the item id -> one output per task
+  (and `retrieval`, the two-tower cosine score, when there is a retrieval task).
+  Without an item key in the schema it takes the query features alone.
+- `recommend` (retrieval only): the query features + `k` -> `item_ids`
+  [batch, k] and `scores`.
 - `recommend_excluding`: as `recommend`, plus `exclude_item_ids` [batch, n]
   (pad with "") never to recommend, e.g. what the user already rated. When fewer
   than k items remain, the empty slots have id "" and score `EXCLUDED_SCORE`.
@@ -11,12 +16,14 @@ Signatures (inputs use the TFDS feature names and dtypes):
 Item representations of the whole catalog are computed at export time and baked in
 as constants, so serving needs only stock TensorFlow ops and runs no item tower: no
 tensorflow-text op and no transformer pass, even when the model fine-tuned a
-pretrained text encoder. Unknown user ids use OOV embedding rows; unknown item ids
-use the representation of an unknown item. The export is written to a temporary
-directory and renamed into place, so a crash never leaves a half-written version.
+pretrained text encoder. Unknown categorical values and ids use OOV rows, missing
+numbers are imputed; unknown item ids use the representation of an unknown item.
+`assets.extra/schema.json` documents the request format with a REST example. The
+export is written to a temporary directory and renamed into place, so a crash
+never leaves a half-written version.
 
 `export_item_encoder` writes a separate, optional SavedModel for cold-start items
-(a model with a fine-tuned text encoder only): raw title text and genres in, item
+(a model with a fine-tuned text encoder only): raw item features in, item
 embeddings out. It tokenizes in-graph, so the server that loads it needs the
 tensorflow-text ops (`import tensorflow_text`; stock TF Serving does not have
 recent ones, DESIGN.md section 2).
@@ -32,19 +39,43 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from mtl_tf import features as F
+from mtl_tf.model.encoders import as_string
 from mtl_tf.model.multitask import MultiTaskRecommender
 from mtl_tf.model.towers import UNKNOWN_ITEM_ID
+from mtl_tf.schema import Feature, Schema
 
 # Score of excluded items; finite so TF Serving's JSON responses stay valid.
 EXCLUDED_SCORE = -1e9
 
-_USER_SPECS = {
-    F.USER_ID: tf.TensorSpec([None], tf.string, name=F.USER_ID),
-    F.USER_AGE: tf.TensorSpec([None], tf.float32, name=F.USER_AGE),
-    F.USER_GENDER: tf.TensorSpec([None], tf.bool, name=F.USER_GENDER),
-    F.USER_OCCUPATION: tf.TensorSpec([None], tf.int64, name=F.USER_OCCUPATION),
-}
+_DTYPES = {"string": tf.string, "int64": tf.int64, "float32": tf.float32,
+           "bool": tf.bool}
+
+
+def feature_spec(feature: Feature) -> tf.TensorSpec:
+    """The serving input of one schema feature."""
+    if feature.kind == "multi_categorical":
+        return tf.TensorSpec([None, None], tf.string, name=feature.name)
+    return tf.TensorSpec([None], _DTYPES[feature.dtype], name=feature.name)
+
+
+def request_format(schema: Schema, with_retrieval: bool) -> dict:
+    """The request format of each signature, as written to `schema.json`."""
+    def describe(feature: Feature) -> dict:
+        spec = feature_spec(feature)
+        return {"name": feature.name, "side": feature.side, "kind": feature.kind,
+                "dtype": spec.dtype.name, "shape": [None if d is None else d
+                                                    for d in spec.shape.as_list()]}
+
+    query = [describe(f) for f in schema.query_features]
+    item = [describe(schema.item_id)] if schema.item_id is not None else []
+    signatures = {"serving_default": query + item}
+    if with_retrieval:
+        k = {"name": "k", "dtype": "int32", "shape": []}
+        exclude = {"name": "exclude_item_ids", "dtype": "string",
+                   "shape": [None, None]}
+        signatures["recommend"] = query + [k]
+        signatures["recommend_excluding"] = query + [k, exclude]
+    return signatures
 
 
 class ServingModule(tf.Module):
@@ -56,23 +87,29 @@ class ServingModule(tf.Module):
         self.query_tower = model.query_tower
         self.ranking_network = model.ranking_network
         self._outputs = model._outputs
-        catalog = model.catalog
-        # Row 0 is the unknown item, rows 1.. the catalog in order.
-        unknown = model.candidate_tower(tf.constant([UNKNOWN_ITEM_ID]))
-        known = model.candidate_tower(catalog.catalog_ids)
-        self.item_representations = tf.constant(tf.concat([unknown, known], 0))
-        self.item_embeddings = tf.math.l2_normalize(self.item_representations, -1)
-        self.catalog_ids = catalog.catalog_ids
-        self.catalog_rows = catalog._table
+        self.item_key = model.item_key
         self.default_k = default_k
+        self.item_representations = None
+        if model.candidate_tower is not None:
+            catalog = model.catalog
+            # Row 0 is the unknown item, rows 1.. the catalog in order.
+            unknown = model.candidate_tower(tf.constant([UNKNOWN_ITEM_ID]))
+            known = model.candidate_tower(catalog.catalog_ids)
+            self.item_representations = tf.constant(tf.concat([unknown, known], 0))
+            self.item_embeddings = tf.math.l2_normalize(self.item_representations,
+                                                        -1)
+            self.catalog_ids = catalog.catalog_ids
+            self.catalog_rows = catalog._table
 
     def _user(self, features):
         return self.query_tower(features, training=False)
 
     def serve(self, features):
         user = self._user(features)
-        rows = self.catalog_rows.lookup(features[F.ITEM_ID])
-        item = tf.gather(self.item_representations, rows)
+        item = None
+        if self.item_representations is not None:
+            rows = self.catalog_rows.lookup(as_string(features[self.item_key]))
+            item = tf.gather(self.item_representations, rows)
         return self._outputs(user, item, training=False)
 
     def _top_k(self, features, k, exclude):
@@ -112,8 +149,8 @@ def next_version(model_dir: Path) -> int:
 
 def export_saved_model(model: MultiTaskRecommender, export_dir: str | Path,
                        model_name: str, *, version: int | None = None,
-                       default_k: int = 10, assets: dict[str, dict] | None = None
-                       ) -> Path:
+                       default_k: int = 10, assets: dict[str, dict] | None = None,
+                       example: dict | None = None) -> Path:
     """Exports `model` to `<export_dir>/<model_name>/<version>/` atomically.
 
     Args:
@@ -124,54 +161,81 @@ def export_saved_model(model: MultiTaskRecommender, export_dir: str | Path,
         default_k: recorded in the export's `assets.extra/export.json`.
         assets: JSON documents (e.g. the resolved config and test metrics) written
             to `assets.extra/<name>.json` inside the export.
+        example: one request's feature values (name -> value), used for the
+            REST example in `assets.extra/schema.json`.
 
     Returns:
         The final version directory.
     """
     module = ServingModule(model, default_k)
-    signatures = {
-        "serving_default": _named_inputs(module.serve, with_item=True),
-        "recommend": _named_inputs(module.recommend, with_k=True),
-        "recommend_excluding": _named_inputs(module.recommend_excluding, with_k=True,
-                                             with_exclude=True),
-    }
+    schema = model.schema
+    query = schema.query_features
+    with_retrieval = model.retrieval_task is not None
+    signatures = {"serving_default": _named_inputs(
+        module.serve, query, item=schema.item_id)}
+    if with_retrieval:
+        signatures["recommend"] = _named_inputs(module.recommend, query, with_k=True)
+        signatures["recommend_excluding"] = _named_inputs(
+            module.recommend_excluding, query, with_k=True, with_exclude=True)
+    documents = dict(assets or {})
+    documents["schema"] = _schema_document(schema, model_name, with_retrieval,
+                                           example or {}, default_k)
     return _save_atomically(module, signatures, Path(export_dir) / model_name,
-                            version, assets, {"default_k": default_k})
+                            version, documents, {"default_k": default_k})
+
+
+def _schema_document(schema: Schema, model_name: str, with_retrieval: bool,
+                     example: dict, default_k: int) -> dict:
+    """`assets.extra/schema.json`: the schema, each signature's inputs and REST
+    request examples (the columnar "inputs" format)."""
+    signatures = request_format(schema, with_retrieval)
+    url = f"http://localhost:8501/v1/models/{model_name}:predict"
+
+    def rest(signature: str) -> dict:
+        inputs = {}
+        for spec in signatures[signature]:
+            if spec["name"] == "k":
+                inputs["k"] = default_k
+            elif spec["name"] == "exclude_item_ids":
+                inputs["exclude_item_ids"] = [[""]]
+            else:
+                inputs[spec["name"]] = [example.get(spec["name"], "")]
+        return {"signature_name": signature, "inputs": inputs}
+
+    return {"schema": schema.to_dict(), "signatures": signatures,
+            "rest_url": url, "rest_examples": {name: rest(name) for name in signatures},
+            "notes": ["Unknown categorical values and ids map to OOV rows; send "
+                      "NaN (or null) for a missing number, it is imputed.",
+                      "List features are [batch, n] strings padded with \"\"."]}
 
 
 class ItemEncoderModule(tf.Module):
-    """The cold-start item encoder: the candidate tower on raw titles and genres.
+    """The cold-start item encoder: the candidate tower on raw item features.
 
     New items get the unknown-item id row, as in the main model, plus their own
-    title (tokenized in-graph by the keras-hub tokenizer) and genres.
+    features, prepared in-graph (text tokenized by the keras-hub tokenizer).
     """
 
     def __init__(self, model: MultiTaskRecommender):
         super().__init__()
         tower = model.candidate_tower
-        title_encoder = tower.title_encoder
+        title_encoder = None if tower is None else tower.title_encoder
         if title_encoder is None or title_encoder.tokenizer is None:
             raise ValueError(
                 "export_item_encoder needs a model whose candidate tower runs its "
                 "text encoder (model.text_encoder_mode='finetune' or "
                 "'finetune_top_n' with a pretrained model.text_encoder); a frozen "
-                "encoder's titles are a cache of the known catalog only.")
+                "encoder's texts are a cache of the known catalog only.")
         self.candidate_tower = tower
         # Tracked so its vocabulary resources are saved with the graph.
         self.tokenizer = title_encoder.tokenizer
 
-    def encode(self, titles: tf.Tensor, genres: tf.Tensor) -> dict[str, tf.Tensor]:
+    def encode(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         tower = self.candidate_tower
-        tokens = tower.title_encoder.tokenize(titles)
-        count = tf.shape(titles)[0]
-        genres = tf.cast(genres, tf.int64)
-        valid = (genres >= 0) & (genres < F.NUM_GENRES)
-        # one_hot of -1 is all zeros: padding and unknown genre ids drop out.
-        multi_hot = tf.minimum(tf.reduce_sum(tf.one_hot(
-            tf.where(valid, genres, -1), F.NUM_GENRES), axis=1), 1.0)
-        side = {"rows": tf.ones([count], tf.int64), "genres": multi_hot,
-                "text_token_ids": tokens["token_ids"],
-                "text_padding_mask": tokens["padding_mask"]}
+        count = tf.shape(next(iter(features.values())))[0]
+        side = {name: encoder.prepare(features[name])
+                for name, encoder in tower.encoders.items()}
+        side["rows"] = tf.ones([count], tf.int64)
         id_rows = tower.id_lookup(tf.fill([count], UNKNOWN_ITEM_ID))
         representation = tower.encode(id_rows, side, training=False)
         return {"representation": representation,
@@ -183,15 +247,15 @@ def export_item_encoder(model: MultiTaskRecommender, export_dir: str | Path,
                         assets: dict[str, dict] | None = None) -> Path:
     """Exports the cold-start item encoder to `<export_dir>/<model_name>/<version>/`.
 
-    One signature, `encode_items` (also `serving_default`):
-    - `movie_title`: string [n], raw titles;
-    - `movie_genres`: int64 [n, m] genre ids (`features.GENRES` indices), padded
-      with -1; pass shape [n, 0] when genres are unknown.
-    Outputs `representation` [n, dim] (the candidate tower's output, what the
-    ranking heads take) and `embedding` (its unit-norm retrieval embedding, the
-    item side of the main export's `retrieval` cosine score). Every item is
-    treated as new (the unknown-item id row), so a known item's embedding here
-    equals the main model's only if the item was cold in training.
+    One signature, `encode_items` (also `serving_default`): every item feature
+    the candidate tower reads, named and typed as in the schema (text: string
+    [n]; multi_categorical: string [n, m] padded with ""; pass shape [n, 0] when
+    a list is unknown). Outputs `representation` [n, dim] (the candidate
+    tower's output, what the ranking heads take) and `embedding` (its unit-norm
+    retrieval embedding, the item side of the main export's `retrieval` cosine
+    score). Every item is treated as new (the unknown-item id row), so a known
+    item's embedding here equals the main model's only if the item was cold in
+    training.
 
     Needs a model with a fine-tuned text encoder (`model.text_encoder_mode`
     "finetune" or "finetune_top_n"). The graph holds the keras-hub tokenizer's
@@ -203,12 +267,13 @@ def export_item_encoder(model: MultiTaskRecommender, export_dir: str | Path,
         The final version directory.
     """
     module = ItemEncoderModule(model)
+    schema = model.schema
+    specs = {name: feature_spec(schema[name])
+             for name in module.candidate_tower.encoders}
 
-    @tf.function(input_signature=[
-        tf.TensorSpec([None], tf.string, name=F.ITEM_TITLE),
-        tf.TensorSpec([None, None], tf.int64, name=F.ITEM_GENRES)])
-    def encode_items(movie_title, movie_genres):
-        return module.encode(movie_title, movie_genres)
+    @tf.function(input_signature=[specs])
+    def encode_items(inputs):
+        return module.encode(inputs)
 
     function = encode_items.get_concrete_function()
     signatures = {"serving_default": function, "encode_items": function}
@@ -244,25 +309,28 @@ def _save_atomically(module: tf.Module, signatures: dict, model_dir: Path,
     return final
 
 
-def _named_inputs(method, *, with_item=False, with_k=False, with_exclude=False):
+def _named_inputs(method, query: list[Feature], *, item: Feature | None = None,
+                  with_k: bool = False, with_exclude: bool = False):
     """A concrete function whose inputs are flat named tensors (no nested dict)."""
-    specs = dict(_USER_SPECS)
-    if with_item:
-        specs[F.ITEM_ID] = tf.TensorSpec([None], tf.string, name=F.ITEM_ID)
+    specs = {f.name: feature_spec(f) for f in query}
+    if item is not None:
+        specs[item.name] = feature_spec(item)
     if with_k:
         specs["k"] = tf.TensorSpec([], tf.int32, name="k")
     if with_exclude:
         specs["exclude_item_ids"] = tf.TensorSpec([None, None], tf.string,
                                                   name="exclude_item_ids")
+    names = [f.name for f in query]
 
     @tf.function(input_signature=[specs])
     def call(inputs):
-        features = {k: v for k, v in inputs.items() if k in _USER_SPECS}
-        if with_item:
-            features[F.ITEM_ID] = inputs[F.ITEM_ID]
-            return method(features)
+        features = {name: inputs[name] for name in names}
         if with_exclude:
             return method(features, inputs["k"], inputs["exclude_item_ids"])
-        return method(features, inputs["k"])
+        if with_k:
+            return method(features, inputs["k"])
+        if item is not None:
+            features[item.name] = inputs[item.name]
+        return method(features)
 
     return call.get_concrete_function()

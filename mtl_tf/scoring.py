@@ -7,28 +7,33 @@ import pandas as pd
 import tensorflow as tf
 
 from mtl_tf import evaluation
-from mtl_tf import features as F
 from mtl_tf.data.dataset import RecDataset
-from mtl_tf.data.pipeline import MODEL_FEATURES, make_dataset
+from mtl_tf.data.pipeline import (
+    make_dataset,
+    model_input_names,
+    raw_arrays,
+    task_weight_key,
+)
 from mtl_tf.model.multitask import MultiTaskRecommender
 from mtl_tf.task_config import conditional_output_name
 
 
-def user_feature_arrays(data: RecDataset) -> dict[str, np.ndarray]:
-    """Query-tower inputs for every user of `data.users`, in table order."""
-    users = data.users
-    return {F.USER_ID: users[F.USER_ID].astype(str).to_numpy(),
-            F.USER_AGE: users[F.USER_AGE].to_numpy(np.float32),
-            F.USER_GENDER: users[F.USER_GENDER].to_numpy(bool),
-            F.USER_OCCUPATION: users[F.USER_OCCUPATION].to_numpy(np.int64)}
+def query_arrays(data: RecDataset, interactions: pd.DataFrame
+                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The distinct users of `interactions` and each one's query features (user
+    and context features of the user's first row there)."""
+    user_key = data.schema.user_id.name
+    first = interactions.drop_duplicates(user_key, keep="first")
+    arrays = raw_arrays(data, first, ())
+    names = [f.name for f in data.schema.query_features]
+    return first[user_key].astype(str).to_numpy(), {n: arrays[n] for n in names}
 
 
-def embed_users(model: MultiTaskRecommender, data: RecDataset,
-                batch_size: int = 8192) -> np.ndarray:
-    """Retrieval embeddings of all users of `data.users`, [num_users, dim]."""
-    dataset = tf.data.Dataset.from_tensor_slices(user_feature_arrays(data))
+def embed_queries(model: MultiTaskRecommender, arrays: dict[str, np.ndarray],
+                  batch_size: int = 8192) -> np.ndarray:
+    """Retrieval embeddings of query feature arrays, [rows, dim]."""
     return np.concatenate([_embed_users(model, b).numpy()
-                           for b in dataset.batch(batch_size)])
+                           for b in make_dataset(arrays, batch_size)])
 
 
 def embed_items(model: MultiTaskRecommender, item_ids: np.ndarray,
@@ -57,7 +62,8 @@ def _predict(model, features):
 def predict(model: MultiTaskRecommender, arrays: dict[str, np.ndarray],
             batch_size: int = 8192) -> dict[str, np.ndarray]:
     """Every model output (one per task) for example arrays, as numpy."""
-    inputs = {k: v for k, v in arrays.items() if k in MODEL_FEATURES}
+    names = model_input_names(model.schema)
+    inputs = {k: v for k, v in arrays.items() if k in names}
     outputs: dict[str, list[np.ndarray]] = {}
     for batch in make_dataset(inputs, batch_size):
         for name, value in _predict(model, batch).items():
@@ -76,37 +82,45 @@ def retrieval_metrics(model: MultiTaskRecommender, data: RecDataset,
                       ks: tuple[int, ...] = (10, 100)) -> dict[str, float]:
     """Hit rate@k over the whole catalog, seen items excluded and not excluded.
 
-    Keys: `hit_rate_at_<k>` (the user's `seen_interactions` items are excluded from
-    the ranking, the main protocol) and `hit_rate_at_<k>_seen_included` (TFRS
-    `FactorizedTopK`'s protocol).
+    `test` holds the test retrieval positives and `seen_interactions` the
+    training and validation ones. Each test user is embedded once, with the
+    user and context features of their first test row. Keys: `hit_rate_at_<k>`
+    (the user's seen items are excluded from the ranking, the main protocol)
+    and `hit_rate_at_<k>_seen_included` (TFRS `FactorizedTopK`'s protocol).
     """
-    user_vectors = embed_users(model, data)
-    item_vectors = embed_items(model, data.items[F.ITEM_ID].astype(str).to_numpy())
-    return hit_rate_metrics(lambda users: user_vectors[users] @ item_vectors.T,
-                            data, seen_interactions, test, ks)
+    users, arrays = query_arrays(data, test)
+    user_vectors = embed_queries(model, arrays)
+    item_vectors = embed_items(model, data.item_ids)
+    return hit_rate_metrics(lambda rows: user_vectors[rows] @ item_vectors.T,
+                            data, seen_interactions, test, ks, users=users)
 
 
 def hit_rate_metrics(score_fn, data: RecDataset, seen_interactions: pd.DataFrame,
-                     test: pd.DataFrame, ks: tuple[int, ...] = (10, 100)
-                     ) -> dict[str, float]:
+                     test: pd.DataFrame, ks: tuple[int, ...] = (10, 100), *,
+                     users: np.ndarray | None = None) -> dict[str, float]:
     """Hit rates of any scorer (users x catalog) under both protocols.
 
-    Ties count as a uniformly random order among the tied items (`ties="average"`),
-    so a model that gives many items one score (e.g. the shared OOV vector of
-    cold items) gets no credit for the tie.
+    `score_fn` maps indices into `users` (default: the ids of `data.users`) to
+    scores over `data.items`. Ties count as a uniformly random order among the
+    tied items (`ties="average"`), so a model that gives many items one score
+    (e.g. the shared OOV vector of cold items) gets no credit for the tie.
     """
-    test_users = index_of(test[F.USER_ID], data.users[F.USER_ID])
-    test_items = index_of(test[F.ITEM_ID], data.items[F.ITEM_ID])
+    user_key, item_key = data.schema.user_id.name, data.schema.item_id.name
+    users = pd.Series(data.users[user_key] if users is None else users)
+    items = pd.Series(data.item_ids)
+    test_users = index_of(test[user_key], users)
+    test_items = index_of(test[item_key], items)
     keep = (test_users >= 0) & (test_items >= 0)
-    seen = evaluation.SeenItems(
-        index_of(seen_interactions[F.USER_ID], data.users[F.USER_ID]),
-        index_of(seen_interactions[F.ITEM_ID], data.items[F.ITEM_ID]),
-        num_users=data.num_users, num_items=data.num_items)
+    seen_users = index_of(seen_interactions[user_key], users)
+    seen_items = index_of(seen_interactions[item_key], items)
+    known = (seen_users >= 0) & (seen_items >= 0)
+    seen = evaluation.SeenItems(seen_users[known], seen_items[known],
+                                num_users=len(users), num_items=len(items))
     excluded = evaluation.hit_rates(score_fn, test_users[keep], test_items[keep],
-                                    num_items=data.num_items, seen=seen, ks=ks,
+                                    num_items=len(items), seen=seen, ks=ks,
                                     ties="average")
     included = evaluation.hit_rates(score_fn, test_users[keep], test_items[keep],
-                                    num_items=data.num_items, seen=None, ks=ks,
+                                    num_items=len(items), seen=None, ks=ks,
                                     ties="average")
     out = dict(excluded)
     out.update({f"{k}_seen_included": v for k, v in included.items()})
@@ -115,35 +129,33 @@ def hit_rate_metrics(score_fn, data: RecDataset, seen_interactions: pd.DataFrame
 
 def task_metrics(model: MultiTaskRecommender, arrays: dict[str, np.ndarray]
                  ) -> dict[str, float]:
-    """Each ranking task's metrics on example arrays.
+    """Each ranking task's metrics on example arrays, over the whole split.
 
     Keys `<task>_<metric>` (RMSE / MAE of regression tasks, AUC / accuracy of
-    binary ones, micro-averaged AUC over all labels of multilabel ones). Tasks on
-    the "interactions" space are scored on rows with `watch` = 1 only; an ESMM
-    task also reports its conditional probability's AUC on those rows
+    binary ones, micro-averaged AUC over all labels of multilabel ones), each on
+    the rows the task's `where` selects. An ESMM task also reports its
+    conditional probability's AUC on its parent's positive rows
     (`<task>_given_<parent>_auc`, the paper's CVR AUC).
     """
     outputs = predict(model, arrays)
-    watched = arrays.get(F.WATCH, np.ones(len(arrays[F.ITEM_ID]), np.float32)) > 0
+    by_name = {t.name: t for t in model.task_configs}
     metrics: dict[str, float] = {}
     for task in model.task_configs:
         if task.type == "retrieval":
             continue
-        rows = watched if task.space == "interactions" else slice(None)
+        rows = arrays[task_weight_key(task)] > 0
+        labels, predictions = arrays[task.label][rows], outputs[task.name][rows]
         if task.type == "multilabel":
-            labels = model.catalog(tf.constant(arrays[F.ITEM_ID][rows]))["genres"]
-            labels = labels.numpy().ravel()
-            predictions = outputs[task.name][rows].ravel()
-        else:
-            labels, predictions = arrays[task.label][rows], outputs[task.name][rows]
+            labels, predictions = labels.ravel(), predictions.ravel()
         for metric in task.metrics:
             metrics[f"{task.name}_{metric}"] = _METRICS[metric](labels, predictions)
         if task.depends_on:
+            parent = by_name[task.depends_on]
+            clicked = arrays[parent.label] > 0
             name = conditional_output_name(task)
-            metrics[f"{name}_auc"] = evaluation.roc_auc(arrays[task.label][watched],
-                                                        outputs[name][watched])
+            metrics[f"{name}_auc"] = evaluation.roc_auc(arrays[task.label][clicked],
+                                                        outputs[name][clicked])
     return metrics
-
 
 
 _METRICS = {"rmse": evaluation.rmse, "mae": evaluation.mae,

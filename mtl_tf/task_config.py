@@ -1,9 +1,10 @@
 """Task declarations: what each model output learns, from which label, with what loss.
 
-Tasks are data, not code: a `TaskConfig` names an output, its type, label, loss,
-weight and metrics, the example space it trains on, and optionally the task it
-depends on (an ESMM chain, Ma et al., SIGIR 2018: the task's output is its own
-conditional probability times its parent's output).
+Tasks are data, not code: a `TaskConfig` names an output, its type, label column,
+loss, weight and metrics, the rows it trains on (`where`, a label mask) and their
+`sample_weight`, and optionally the task it depends on (an ESMM chain, Ma et al.,
+SIGIR 2018: the task's output is its own conditional probability times its
+parent's output). Labels are plain columns of the data; no task names a feature.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Sequence
 
-from mtl_tf import features as F
+from mtl_tf.schema import Schema, parse_condition
 
 TASK_TYPES = ("regression", "binary", "multilabel", "retrieval")
 # Per type, the allowed losses and metrics; the first of each is the default.
@@ -19,11 +20,6 @@ TASK_LOSSES = {"regression": ("mse", "huber"), "binary": ("bce",),
                "multilabel": ("bce",), "retrieval": ("softmax",)}
 TASK_METRICS = {"regression": ("rmse", "mae"), "binary": ("auc", "accuracy"),
                 "multilabel": ("auc",), "retrieval": ("top_k",)}
-# "interactions": rows the user interacted with (watched); "impressions": those
-# plus sampled items the user did not interact with (`data.impression_negatives`).
-TASK_SPACES = ("interactions", "impressions")
-# Multi-label tasks read their label from the item catalog, not from the example.
-MULTILABEL_LABELS = (F.ITEM_GENRES,)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,13 +27,13 @@ class TaskConfig:
     """One training objective; its `name` is the model output name.
 
     Attributes:
-        name: output name, e.g. "rating", "like", "retrieval".
-        type: "regression", "binary", "multilabel" (several independent binary
-            labels, e.g. an item's genres; the head reads the item representation
+        name: output name, e.g. "rating", "click", "retrieval".
+        type: "regression" (any number), "binary" (a 0/1 column), "multilabel"
+            (a list column, e.g. an item's tags: one probability per value of
+            the training vocabulary; the head reads the item representation
             only, an auxiliary task on the item tower) or "retrieval" (two-tower
             softmax over in-batch and sampled candidates).
-        label: the example feature holding the label (unused for retrieval;
-            "movie_genres" for a multilabel task, read from the item catalog).
+        label: the column holding the label (unused for retrieval).
         weight: the task's weight in the total loss (fixed weighting; the starting
             point of the adaptive ones).
         loss: "" picks the type's default (mse / bce / softmax); regression also
@@ -45,13 +41,15 @@ class TaskConfig:
         metrics: metric names reported during training; empty picks the type's
             default (rmse / auc / top_k); regression also allows "mae", binary
             "accuracy".
+        where: the rows the task trains and is scored on, e.g. "click == 1"
+            (`mtl_tf.schema.condition`); "" is every row. For retrieval it
+            selects the positives: other rows (impressions without the
+            positive label) never count as retrieval positives.
+        sample_weight: a column of per-row loss weights ("" for 1).
         depends_on: name of a binary task this binary task is conditional on
             (ESMM): the output is p(task | parent) * p(parent), trained against
-            `label` on the impression space; the conditional probability is also
-            an output, `<name>_given_<parent>`.
-        space: "interactions" (default: only rows the user interacted with) or
-            "impressions" (also the sampled non-interactions, see
-            `data.impression_negatives`); tasks in a `depends_on` chain need it.
+            `label` on every row; the conditional probability is also an output,
+            `<name>_given_<parent>`, scored on the parent's positive rows.
     """
 
     name: str
@@ -60,8 +58,9 @@ class TaskConfig:
     weight: float = 1.0
     loss: str = ""
     metrics: tuple[str, ...] = ()
+    where: str = ""
+    sample_weight: str = ""
     depends_on: str = ""
-    space: str = "interactions"
 
     def __post_init__(self) -> None:
         where = f"tasks.{self.name}"
@@ -73,11 +72,7 @@ class TaskConfig:
                              f"Received: weight={self.weight}.")
         if self.type != "retrieval" and not self.label:
             raise ValueError(f"{where}: a {self.type} task needs a `label` "
-                             "feature name.")
-        if self.type == "multilabel" and self.label not in MULTILABEL_LABELS:
-            raise ValueError(f"{where}.label: multilabel tasks read an item feature "
-                             f"of the catalog, one of {list(MULTILABEL_LABELS)}. "
-                             f"Received: {self.label!r}.")
+                             "column name.")
         loss = self.loss or TASK_LOSSES[self.type][0]
         if loss not in TASK_LOSSES[self.type]:
             raise ValueError(f"{where}.loss must be one of "
@@ -88,15 +83,58 @@ class TaskConfig:
         if unknown:
             raise ValueError(f"{where}.metrics: {unknown} unknown for a {self.type} "
                              f"task; allowed: {list(TASK_METRICS[self.type])}.")
-        if self.space not in TASK_SPACES:
-            raise ValueError(f"{where}.space must be one of {list(TASK_SPACES)}. "
-                             f"Received: {self.space!r}.")
+        parse_condition(self.where, f"{where}.where")  # Raises on bad syntax.
         if self.depends_on and self.type != "binary":
             raise ValueError(f"{where}.depends_on: only binary tasks can depend on "
                              f"another task. Received type {self.type!r}.")
         # Frozen dataclass: fill in the defaults once, so configs compare equal.
         object.__setattr__(self, "loss", loss)
         object.__setattr__(self, "metrics", metrics)
+
+    @property
+    def condition(self):
+        """The parsed `where`."""
+        return parse_condition(self.where, f"tasks.{self.name}.where")
+
+
+def label_columns(tasks: Sequence[TaskConfig]) -> dict[str, str]:
+    """Every column the tasks read, each "number" or "list" (multilabel labels):
+    labels, the columns of `where` conditions and sample weights."""
+    columns: dict[str, str] = {}
+    for task in tasks:
+        if task.label and task.type != "retrieval":
+            columns[task.label] = "list" if task.type == "multilabel" else "number"
+        for column in task.condition.columns + [task.sample_weight]:
+            if column:
+                columns.setdefault(column, "number")
+    return columns
+
+
+def validate_tasks_against_schema(tasks: Sequence[TaskConfig], schema: Schema
+                                  ) -> None:
+    """Checks that tasks fit the schema: no label is a model input (leakage),
+    and retrieval has a user and an item key.
+
+    Raises:
+        ValueError: naming the task, the column and the fix.
+    """
+    for task in tasks:
+        for kind, column in (("label", task.label), ("sample_weight",
+                                                     task.sample_weight)):
+            if column and task.type != "retrieval" and column in schema:
+                raise ValueError(
+                    f"tasks.{task.name}.{kind}={column!r} is also a model input "
+                    f"(schema feature, side {schema[column].side!r}): the model "
+                    "would read its own answer. Remove it from the schema "
+                    "features, or predict another column.")
+        if task.type == "retrieval" and (schema.user_id is None
+                                         or schema.item_id is None):
+            raise ValueError(
+                f"tasks.{task.name}: a retrieval task needs a user key and an "
+                "item key (schema features with kind 'id'); this schema has "
+                f"user id {getattr(schema.user_id, 'name', None)!r} and item id "
+                f"{getattr(schema.item_id, 'name', None)!r}. Remove the "
+                "retrieval task to train the ranking tasks alone.")
 
 
 def validate_tasks(tasks: Sequence[TaskConfig]) -> None:
@@ -127,11 +165,13 @@ def validate_tasks(tasks: Sequence[TaskConfig]) -> None:
                              f"{parent.name!r} must be binary (a probability). "
                              f"Received type {parent.type!r}.")
         for member in (task, parent):
-            if member.space != "impressions":
+            if member.where:
                 raise ValueError(
-                    f"tasks.{member.name}.space: tasks of a depends_on chain train "
-                    "on all impressions (ESMM); set "
-                    f"tasks.{member.name}.space=impressions.")
+                    f"tasks.{member.name}.where={member.where!r}: tasks of a "
+                    "depends_on chain train on every row (ESMM's entire space); "
+                    f"remove the condition (the conditional output "
+                    f"{conditional_output_name(task)!r} is scored on the rows "
+                    f"where {parent.label!r} is 1).")
     task_order(tasks)  # Raises on cycles.
 
 
@@ -165,23 +205,3 @@ def task_order(tasks: Sequence[TaskConfig]) -> list[TaskConfig]:
 def conditional_output_name(task: TaskConfig) -> str:
     """Name of the conditional-probability output of a `depends_on` task."""
     return f"{task.name}_given_{task.depends_on}"
-
-
-DEFAULT_TASKS = (
-    TaskConfig("retrieval", "retrieval", weight=1.0),
-    TaskConfig("rating", "regression", label=F.RATING, weight=1.0),
-    TaskConfig("like", "binary", label=F.LIKE, weight=0.5),
-)
-
-# ESMM on MovieLens: p(watch) on impressions and p(like) = p(watch) p(like | watch),
-# beside retrieval and rating on the watched rows.
-ESMM_TASKS = (
-    TaskConfig("retrieval", "retrieval", weight=1.0),
-    TaskConfig("rating", "regression", label=F.RATING, weight=1.0),
-    TaskConfig("watch", "binary", label=F.WATCH, weight=0.5, space="impressions"),
-    TaskConfig("like", "binary", label=F.LIKE, weight=0.5, depends_on="watch",
-               space="impressions"),
-)
-
-# The item-genre auxiliary task (the seed documents' "item feature" task).
-GENRE_TASK = TaskConfig("genres", "multilabel", label=F.ITEM_GENRES, weight=1.0)

@@ -11,11 +11,36 @@ them to point at the offending line; the cleaned frame drops them.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
-from mtl_tf import features as F
-from mtl_tf.data.dataset import CleaningReport
+from mtl_tf.data import movielens_schema as F
+
+
+@dataclasses.dataclass
+class CleaningReport:
+    """Counts of what cleaning dropped or repaired, printed and saved with a run."""
+
+    rows_read: int = 0
+    malformed_rows: int = 0
+    duplicate_rows: int = 0
+    nan_labels: int = 0
+    out_of_range_labels: int = 0
+    unknown_item_rows: int = 0
+    unknown_user_rows: int = 0
+    rows_kept: int = 0
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def summary(self) -> str:
+        dropped = {k: v for k, v in self.as_dict().items()
+                   if k not in ("rows_read", "rows_kept") and v}
+        detail = ", ".join(f"{k}={v}" for k, v in dropped.items()) or "nothing dropped"
+        return f"read {self.rows_read} rows, kept {self.rows_kept} ({detail})"
+
 
 LINE_COLUMN = "_line"
 FILE_COLUMN = "_file"

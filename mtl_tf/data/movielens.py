@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mtl_tf import features as F
+from mtl_tf.data import movielens_schema as F
 from mtl_tf.data.cleaning import (
     LENIENT_HINT,
     LINE_COLUMN,
@@ -159,7 +159,8 @@ def load_movielens_dir(path: str | os.PathLike, *, lenient: bool = False) -> Rec
         frame, items, users, report, lenient, source=str(ratings_file))
     interactions = clean_interactions(
         interactions, report, lenient=lenient, source=str(ratings_file))
-    return RecDataset(interactions, items, users, name=layout, report=report)
+    return RecDataset(F.MOVIELENS_SCHEMA, interactions, items, users, name=layout,
+                      report=report)
 
 
 @dataclasses.dataclass

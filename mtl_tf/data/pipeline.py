@@ -1,50 +1,186 @@
-"""From split interactions to `tf.data` pipelines of model features and labels."""
+"""From split interactions to `tf.data` pipelines of model inputs, labels and
+per-task weights.
+
+Examples carry what a serving request carries (the schema's user and context
+features, plus the item id); item features come from the item catalog baked into
+the model. Each task reads its label column and its weight column
+`task_weight_key(task)`: 1 where the task's `where` holds (times its
+`sample_weight`), 0 elsewhere.
+"""
 
 from __future__ import annotations
+
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from mtl_tf import features as F
-from mtl_tf.data.dataset import RecDataset
-
-# What the model reads from each example; item text and genres come from the
-# item catalog baked into the model, so examples only carry the item id.
-MODEL_FEATURES = (F.USER_ID, F.ITEM_ID) + F.USER_FEATURES
-LABELS = (F.RATING, F.LIKE, F.WATCH)
+from mtl_tf.data.cleaning import LENIENT_HINT, row_location
+from mtl_tf.data.dataset import CleaningReport, RecDataset
+from mtl_tf.schema import Schema
+from mtl_tf.task_config import TaskConfig, label_columns
 
 
-def example_arrays(data: RecDataset, interactions: pd.DataFrame,
-                   like_threshold: float = 4.0) -> dict[str, np.ndarray]:
-    """Model features and labels of `interactions` as named numpy arrays.
+def task_weight_key(task: TaskConfig) -> str:
+    """The example key of a task's per-row weight."""
+    return f"{task.name}/weight"
+
+
+def model_input_names(schema: Schema) -> list[str]:
+    """What a request (and every example) carries: the user and context
+    features, plus the item id when there is one."""
+    names = [f.name for f in schema.query_features]
+    if schema.item_id is not None:
+        names.append(schema.item_id.name)
+    return names
+
+
+def check_labels(frame: pd.DataFrame, tasks: Sequence[TaskConfig], source: str, *,
+                 lenient: bool = False, report: CleaningReport | None = None,
+                 require_rows: bool = False) -> np.ndarray:
+    """Checks every task's label on the rows it trains on; returns the rows to
+    keep.
+
+    `frame` is a split joined with its side tables (`RecDataset.joined`). A
+    label must be present (not NaN) where the task's `where` holds, and a
+    binary label must be 0 or 1; in lenient mode such rows are dropped and
+    counted in `report`. With `require_rows` (the training split) a `where`
+    that matches no row is an error too.
 
     Raises:
-        ValueError: if a rating label is NaN (names the field and the fix).
+        ValueError: a column missing from the data, a NaN or out-of-range
+            label, or an empty `where`, naming the row, the column and the fix.
     """
-    examples = data.to_examples(interactions)
-    ratings = examples[F.RATING]
-    if np.isnan(ratings).any():
-        row = int(np.flatnonzero(np.isnan(ratings))[0])
-        raise ValueError(f"Field {F.RATING!r} is NaN in example {row} of {data.name}; "
-                         "clean the data or load it with data.lenient=true.")
-    out = {name: examples[name] for name in MODEL_FEATURES}
-    out[F.RATING] = ratings
-    out[F.LIKE] = (ratings >= like_threshold).astype(np.float32)
-    out[F.WATCH] = np.ones_like(ratings, np.float32)
+    columns = label_columns(tasks)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        present = [c for c in frame.columns if not c.startswith("_")]
+        raise ValueError(
+            f"{source}: columns {missing} read by the tasks (labels, `where` or "
+            f"`sample_weight`) are not in the data; columns present: {present}. "
+            "Fix the task's column name, or add the column (for sampled "
+            "impressions on a log without them, set data.impression_negatives).")
+    values = {c: frame[c].to_numpy() for c, kind in columns.items() if kind == "number"}
+    drop = np.zeros(len(frame), bool)
+    for task in tasks:
+        condition = task.condition
+        rows = condition.evaluate(values, len(frame))
+        if require_rows and condition.terms and not rows.any():
+            raise ValueError(
+                f"tasks.{task.name}.where={task.where!r} matches no row of "
+                f"{source}; check the column and the value (e.g. labels stored "
+                "as 0/1, not true/false).")
+        if task.type in ("retrieval", "multilabel"):
+            continue
+        label = frame[task.label].to_numpy(np.float64)
+        problems = [(np.isnan(label) & rows, "is missing (NaN)", "nan_labels",
+                     "a number")]
+        if task.type == "binary":
+            with np.errstate(invalid="ignore"):
+                outside = rows & ~np.isnan(label) & (label != 0) & (label != 1)
+            problems.append((outside, "is not 0 or 1", "out_of_range_labels",
+                             "0 or 1 for a binary task"))
+        if task.sample_weight:
+            weight = frame[task.sample_weight].to_numpy(np.float64)
+            problems.append((rows & ~(weight >= 0), "weight is negative or NaN",
+                             "nan_labels", f"a weight >= 0 in {task.sample_weight!r}"))
+        for bad, problem, counter, expected in problems:
+            if not bad.any():
+                continue
+            if not lenient:
+                pos = int(np.argmax(bad))
+                column = task.sample_weight if "weight" in problem else task.label
+                raise ValueError(
+                    f"{row_location(frame, pos, source)}: column {column!r} "
+                    f"(tasks.{task.name}) {problem}: received "
+                    f"{frame[column].iloc[pos]!r}; expected {expected}. Fix the "
+                    f"row, restrict the task with `where`, or {LENIENT_HINT}.")
+            if report is not None:
+                setattr(report, counter, getattr(report, counter) + int(bad.sum()))
+            drop |= bad
+    return ~drop
+
+
+def pad_lists(values: Sequence, width: int | None = None) -> np.ndarray:
+    """Rows of string lists as a [n, width] string array padded with ""."""
+    width = max([len(v) for v in values] + [1]) if width is None else width
+    out = np.full((len(values), width), "", dtype=object)
+    for row, items in enumerate(values):
+        items = [str(v) for v in items][:width]
+        out[row, :len(items)] = items
+    return out
+
+
+def raw_arrays(data: RecDataset, frame: pd.DataFrame, tasks: Sequence[TaskConfig]
+               ) -> dict[str, np.ndarray]:
+    """Model inputs and label columns of `frame` as named numpy arrays.
+
+    Inputs in their schema dtype (strings as objects, numerics float32 with NaN
+    for missing, lists padded with ""); number labels float32, list labels
+    object arrays of tuples.
+    """
+    joined = data.joined(frame)
+    out: dict[str, np.ndarray] = {}
+    for name in model_input_names(data.schema):
+        feature = data.schema[name]
+        column = joined[name]
+        if feature.kind == "multi_categorical":
+            out[name] = pad_lists(list(column))
+        elif feature.kind == "numeric":
+            out[name] = column.to_numpy(np.float32)
+        elif feature.dtype == "string":
+            out[name] = column.astype(str).to_numpy(object)
+        else:
+            out[name] = column.to_numpy({"int64": np.int64, "bool": bool,
+                                         "float32": np.float32}[feature.dtype])
+    for column, kind in label_columns(tasks).items():
+        if kind == "list":
+            values = np.empty(len(joined), dtype=object)
+            values[:] = [tuple(str(v) for v in row) if isinstance(
+                row, (tuple, list, np.ndarray)) else () for row in joined[column]]
+            out[column] = values
+        else:
+            out[column] = joined[column].to_numpy(np.float32)
+    return out
+
+
+def finish_arrays(arrays: Mapping[str, np.ndarray], tasks: Sequence[TaskConfig],
+                  label_vocabularies: Mapping[str, Sequence[str]]
+                  ) -> dict[str, np.ndarray]:
+    """Adds every task's weight column and turns list labels into multi-hot
+    [n, vocabulary] floats; NaN labels outside a task's rows become 0."""
+    out = dict(arrays)
+    size = len(next(iter(arrays.values())))
+    numbers = {k: v for k, v in arrays.items() if v.dtype != object and v.ndim == 1}
+    for task in tasks:
+        weight = task.condition.evaluate(numbers, size).astype(np.float32)
+        if task.sample_weight:
+            weight *= np.nan_to_num(arrays[task.sample_weight]).astype(np.float32)
+        out[task_weight_key(task)] = weight
+        if task.type == "multilabel":
+            vocabulary = {v: i for i, v in enumerate(label_vocabularies[task.label])}
+            hot = np.zeros((size, len(vocabulary)), np.float32)
+            for row, values in enumerate(arrays[task.label]):
+                hot[row, [vocabulary[v] for v in values if v in vocabulary]] = 1.0
+            out[task.label] = hot
+        elif task.type != "retrieval":
+            out[task.label] = np.nan_to_num(arrays[task.label]).astype(np.float32)
     return out
 
 
 def add_impression_negatives(arrays: dict[str, np.ndarray], item_ids: np.ndarray,
-                             known: pd.DataFrame, per_example: int, seed: int = 0
+                             known: pd.DataFrame, per_example: int, *,
+                             user_column: str, item_column: str,
+                             label_names: Sequence[str], seed: int = 0
                              ) -> dict[str, np.ndarray]:
     """Appends `per_example` sampled non-interactions per example (the impressions).
 
     Each example's user gets items drawn uniformly from `item_ids` that are not
     among the user's `known` interactions (all splits, so a held-out positive is
-    never labelled negative). A sampled row copies its user's features and gets
-    `watch` = `like` = 0 and `user_rating` = 0; interaction-space tasks give these
-    rows zero weight, so the rating value is never learned from.
+    never labelled negative). A sampled row copies its example's user and
+    context features, and every label in `label_names` is 0 (an empty list for
+    list labels); the impression label among them marks real rows 1, sampled 0.
 
     Returns:
         new arrays: each original example followed by its `per_example` sampled
@@ -53,30 +189,33 @@ def add_impression_negatives(arrays: dict[str, np.ndarray], item_ids: np.ndarray
     if per_example < 1:
         return arrays
     rng = np.random.default_rng(seed)
-    users = np.repeat(arrays[F.USER_ID], per_example)
+    users = np.repeat(arrays[user_column], per_example).astype(str)
     # Known (user, item) pairs as "user\x1fitem" strings (numpy strips trailing
     # NULs, so no "\x00"), for fast membership tests.
-    known_pairs = set(known[F.USER_ID].astype(str) + "\x1f"
-                      + known[F.ITEM_ID].astype(str))
+    known_pairs = set(known[user_column].astype(str) + "\x1f"
+                      + known[item_column].astype(str))
     items = item_ids[rng.integers(0, len(item_ids), len(users))]
     pending = np.arange(len(users))  # Rows whose pair is not yet checked.
     for _ in range(20):  # Resample collisions; users rarely know most items.
-        keys = np.char.add(np.char.add(users[pending].astype(str), "\x1f"),
+        keys = np.char.add(np.char.add(users[pending], "\x1f"),
                            items[pending].astype(str))
         pending = pending[np.fromiter((k in known_pairs for k in keys), bool,
                                       len(keys))]
         if not len(pending):
             break
         items[pending] = item_ids[rng.integers(0, len(item_ids), len(pending))]
-    source = np.repeat(np.arange(len(arrays[F.USER_ID])), per_example)
+    count = len(arrays[user_column])
+    source = np.repeat(np.arange(count), per_example)
     sampled = {name: values[source] for name, values in arrays.items()}
-    sampled[F.ITEM_ID] = items.astype(arrays[F.ITEM_ID].dtype)
-    for label in LABELS:
-        if label in sampled:
+    sampled[item_column] = items.astype(arrays[item_column].dtype)
+    for label in label_names:
+        if sampled[label].dtype == object:
+            sampled[label] = np.empty(len(source), dtype=object)
+            sampled[label][:] = [()] * len(source)
+        else:
             sampled[label] = np.zeros_like(sampled[label])
     # Each example is followed by its sampled rows, so every unshuffled batch
     # (validation, test) holds interactions for the retrieval task too.
-    count = len(arrays[F.USER_ID])
     order = np.concatenate([np.arange(count)[:, None],
                             count + np.arange(count * per_example).reshape(
                                 count, per_example)], axis=1).ravel()
@@ -92,7 +231,8 @@ def make_dataset(arrays: dict[str, np.ndarray], batch_size: int, *,
     gather of shuffled row indices, which is several times faster than shuffling and
     batching one string-keyed example at a time.
     """
-    tensors = {name: tf.constant(values) for name, values in arrays.items()}
+    tensors = {name: tf.constant(_tensor_ready(values))
+               for name, values in arrays.items()}
     size = len(next(iter(arrays.values())))
     rows = tf.data.Dataset.range(size)
     if shuffle:
@@ -100,3 +240,9 @@ def make_dataset(arrays: dict[str, np.ndarray], batch_size: int, *,
     return rows.batch(batch_size).map(
         lambda index: {name: tf.gather(t, index) for name, t in tensors.items()},
         num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _tensor_ready(values: np.ndarray) -> np.ndarray:
+    if values.dtype == object:
+        return values.astype(str)
+    return values

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from mtl_tf import features as F
+from mtl_tf.schema import Schema
 
 
 @dataclasses.dataclass
@@ -44,7 +44,8 @@ def random_split(interactions: pd.DataFrame, test_fraction: float,
 
 
 def temporal_split(interactions: pd.DataFrame, test_fraction: float,
-                   validation_fraction: float) -> Splits:
+                   validation_fraction: float, user_column: str,
+                   time_column: str) -> Splits:
     """Per-user temporal hold-out: each user's latest interactions are held out.
 
     For every user with at least 3 interactions, the latest `test_fraction` share
@@ -52,11 +53,12 @@ def temporal_split(interactions: pd.DataFrame, test_fraction: float,
     rest (at least one) to validation; ties in timestamp keep file order.
     """
     frame = interactions.reset_index(drop=True)
-    order = np.lexsort((np.arange(len(frame)), frame[F.TIMESTAMP].to_numpy(),
-                        frame[F.USER_ID].to_numpy()))
+    order = np.lexsort((np.arange(len(frame)), frame[time_column].to_numpy(),
+                        frame[user_column].to_numpy()))
     frame = frame.iloc[order]
-    position = frame.groupby(F.USER_ID, sort=False).cumcount().to_numpy()
-    count = frame.groupby(F.USER_ID, sort=False)[F.USER_ID].transform("size").to_numpy()
+    position = frame.groupby(user_column, sort=False).cumcount().to_numpy()
+    count = frame.groupby(user_column, sort=False)[user_column].transform(
+        "size").to_numpy()
     eligible = count >= 3
     n_test = np.where(eligible, np.maximum(1, np.round(count * test_fraction)), 0)
     n_pool = count - n_test
@@ -72,35 +74,49 @@ def temporal_split(interactions: pd.DataFrame, test_fraction: float,
 
 def cold_item_split(interactions: pd.DataFrame, test_fraction: float,
                     validation_fraction: float, seed: int,
-                    cold_item_fraction: float) -> Splits:
+                    cold_item_fraction: float, item_column: str) -> Splits:
     """Holds a seeded share of items out of training entirely (cold start).
 
     Every interaction with a cold item goes to test; the other interactions are
     split with `random_split`. `Splits.cold_items` names the cold items, so metrics
     can be reported for cold and warm test items separately.
     """
-    items = np.sort(interactions[F.ITEM_ID].astype(str).unique())
+    items = np.sort(interactions[item_column].astype(str).unique())
     rng = np.random.default_rng(seed + 1)
     count = int(round(len(items) * cold_item_fraction))
     cold = frozenset(rng.choice(items, size=count, replace=False).tolist())
-    is_cold = interactions[F.ITEM_ID].astype(str).isin(cold).to_numpy()
+    is_cold = interactions[item_column].astype(str).isin(cold).to_numpy()
     warm = random_split(interactions[~is_cold].reset_index(drop=True), test_fraction,
                         validation_fraction, seed)
     test = pd.concat([warm.test, interactions[is_cold]], ignore_index=True)
     return Splits(warm.train, warm.validation, test, cold_items=cold)
 
 
-def split(interactions: pd.DataFrame, method: str, test_fraction: float,
-          validation_fraction: float, seed: int, cold_item_fraction: float = 0.1
-          ) -> Splits:
-    """Dispatches to `random_split`, `temporal_split` or `cold_item_split`."""
+def split(interactions: pd.DataFrame, schema: Schema, method: str,
+          test_fraction: float, validation_fraction: float, seed: int,
+          cold_item_fraction: float = 0.1) -> Splits:
+    """Dispatches to `random_split`, `temporal_split` or `cold_item_split`.
+
+    Raises:
+        ValueError: the split needs a column the schema does not declare.
+    """
     if method == "random":
         return random_split(interactions, test_fraction, validation_fraction, seed)
     if method == "temporal":
-        return temporal_split(interactions, test_fraction, validation_fraction)
+        if not schema.timestamp or schema.user_id is None:
+            raise ValueError("data.split='temporal' holds out each user's latest "
+                             "rows: it needs schema.timestamp and a user id "
+                             "feature. Received: timestamp="
+                             f"{schema.timestamp!r}, user id "
+                             f"{getattr(schema.user_id, 'name', None)!r}.")
+        return temporal_split(interactions, test_fraction, validation_fraction,
+                              schema.user_id.name, schema.timestamp)
     if method == "cold_items":
+        if schema.item_id is None:
+            raise ValueError("data.split='cold_items' holds items out: it needs an "
+                             "item id feature in the schema.")
         return cold_item_split(interactions, test_fraction, validation_fraction, seed,
-                               cold_item_fraction)
+                               cold_item_fraction, schema.item_id.name)
     raise ValueError("data.split must be 'random', 'temporal' or 'cold_items'. "
                      f"Received: {method!r}.")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mtl_tf import features as F
+from mtl_tf.data import movielens_schema as F
 from mtl_tf.config import SyntheticConfig
 from mtl_tf.data.dataset import CleaningReport, RecDataset
 
@@ -107,7 +107,8 @@ def make_synthetic(config: SyntheticConfig = SyntheticConfig()) -> RecDataset:
         F.TIMESTAMP: timestamps.astype(np.int64),
     })
     report = CleaningReport(rows_read=len(interactions), rows_kept=len(interactions))
-    return RecDataset(interactions, items, users, name="synthetic", report=report)
+    return RecDataset(F.MOVIELENS_SCHEMA, interactions, items, users,
+                      name="synthetic", report=report)
 
 
 def _sample_watches(rng: np.random.Generator, logits: np.ndarray,

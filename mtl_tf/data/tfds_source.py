@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mtl_tf import features as F
+from mtl_tf.data import movielens_schema as F
 from mtl_tf.data.cleaning import clean_interactions
 from mtl_tf.data.dataset import CleaningReport, RecDataset
 
@@ -175,5 +175,5 @@ def examples_to_dataset(
 
     report = CleaningReport(rows_read=n)
     interactions = clean_interactions(rows, report, lenient=lenient, source=name)
-    return RecDataset(interactions, items.reset_index(drop=True), users,
-                      name=name, report=report)
+    return RecDataset(F.MOVIELENS_SCHEMA, interactions,
+                      items.reset_index(drop=True), users, name=name, report=report)

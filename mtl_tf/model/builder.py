@@ -1,4 +1,9 @@
-"""Builds a `MultiTaskRecommender` from a config and the training split."""
+"""Builds a `MultiTaskRecommender` from a config, the schema and the training split.
+
+Every tower input comes from the schema: the query tower encodes the user and
+context features, the candidate tower the item features, each with the encoder
+of its kind (`mtl_tf.model.encoders`) fitted on the training split.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,19 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from mtl_tf import features as F
 from mtl_tf.config import Config, ModelConfig
 from mtl_tf.data.dataset import RecDataset
+from mtl_tf.data.pipeline import pad_lists
 from mtl_tf.model.catalog import ItemCatalog
+from mtl_tf.model.encoders import build_encoder
 from mtl_tf.model.history import UserHistory
 from mtl_tf.model.multitask import MultiTaskRecommender
 from mtl_tf.model.ranking import architecture_args, build_ranking_network
-from mtl_tf.model.title_encoder import TitleEncoder
+from mtl_tf.model.title_encoder import PretrainedTextEncoder, TitleEncoder
 from mtl_tf.model.towers import CandidateTower, QueryTower
 from mtl_tf.model.weighting import build_weighting
+from mtl_tf.schema import Feature
+from mtl_tf.schema.fitted import Preprocessing
 
 
 def _load_text_encoder(titles: list[str], model: ModelConfig, seed: int):
@@ -87,63 +95,60 @@ def fine_tuned_title_encoder(titles: list[str], model: ModelConfig, seed: int = 
     return encoder, tokens
 
 
-def build_model(config: Config, data: RecDataset,
-                train: pd.DataFrame) -> MultiTaskRecommender:
-    """Creates the model; vocabularies and label statistics come from `train` only.
+def build_model(config: Config, data: RecDataset, train: pd.DataFrame,
+                preprocessing: Preprocessing) -> MultiTaskRecommender:
+    """Creates the model; vocabularies and statistics come from `train` only.
 
-    Every item of `data.items` is in the catalog (its text and genres are side
-    information), but only items with training interactions get their own id row.
+    Every item of `data.items` is in the catalog (its features are side
+    information), but only items with training interactions get their own id
+    row. Without an item key in the schema there is no candidate tower: the
+    ranking tasks read the query side alone.
     """
     tf.keras.utils.set_random_seed(config.train.seed)
-    model_config = config.model
-    train_items = set(train[F.ITEM_ID].astype(str))
-    items = data.items
-    item_ids = items[F.ITEM_ID].astype(str).tolist()
-    titles = items[F.ITEM_TITLE].fillna("").astype(str).tolist()
-    text_embeddings = text_tokens = title_encoder = None
-    if model_config.text_encoder not in ("bow", "none"):
-        if model_config.text_encoder_mode == "frozen":
-            text_embeddings = pretrained_title_embeddings(titles, model_config,
-                                                          config.train.seed)
-        else:
-            title_encoder, text_tokens = fine_tuned_title_encoder(
-                titles, model_config, config.train.seed)
-    catalog = ItemCatalog(
-        item_ids, titles,
-        list(items[F.ITEM_GENRES]),
-        vocabulary_titles=[t for i, t in zip(item_ids, items[F.ITEM_TITLE].astype(str))
-                           if i in train_items],
-        max_tokens=model_config.text_max_tokens,
-        sequence_length=model_config.text_sequence_length,
-        text_embeddings=text_embeddings, text_tokens=text_tokens)
+    schema, model_config = data.schema, config.model
     dim = model_config.embedding_dim
-    query_tower = QueryTower(sorted(set(train[F.USER_ID].astype(str))),
-                             model_config.user_features, dim,
-                             model_config.num_oov_buckets, name="query_tower")
-    # Unknown items share one id vector: the export bakes exactly that vector.
-    candidate_tower = CandidateTower(sorted(train_items), catalog, dim,
-                                     num_oov_buckets=1,
-                                     use_text=model_config.text_encoder != "none",
-                                     use_genres=model_config.item_genres,
-                                     title_encoder=title_encoder,
-                                     unknown_item_embedding=(
-                                         model_config.unknown_item_embedding),
-                                     id_dropout=model_config.item_id_dropout,
-                                     name="candidate_tower")
-    if model_config.user_history:
-        user_rows = query_tower.id_lookup(train[F.USER_ID].astype(str).to_numpy())
-        item_rows = candidate_tower.id_lookup(train[F.ITEM_ID].astype(str).to_numpy())
-        history = UserHistory(user_rows.numpy(), item_rows.numpy(),
-                              query_tower.id_lookup.vocabulary_size(),
-                              candidate_tower.id_lookup.vocabulary_size(), dim,
-                              name="user_history")
-        query_tower.attach_history(history, candidate_tower.id_lookup)
-    initial_biases = {t.name: float(train[t.label].mean()) for t in config.tasks
-                      if t.type == "regression" and t.label in train}
+    joined_train = data.joined(train)
+    query_encoders = {
+        f.name: build_encoder(f, preprocessing[f.name], dim,
+                              texts=joined_train[f.name].astype(str).tolist(),
+                              text_max_tokens=model_config.text_max_tokens,
+                              text_sequence_length=model_config.text_sequence_length)
+        for f in schema.query_features
+        if f.kind != "id" and not (f.kind == "text"
+                                   and model_config.text_encoder == "none")}
+    user_id = schema.user_id
+    query_tower = QueryTower(
+        query_encoders, dim, user_id=user_id.name if user_id else "",
+        user_ids=preprocessing[user_id.name].vocabulary if user_id else (),
+        num_oov_buckets=model_config.num_oov_buckets, name="query_tower")
+    candidate_tower = catalog = None
+    positives = _retrieval_positives(config, train)
+    if schema.item_id is not None:
+        catalog, candidate_tower = _item_side(config, data, train, preprocessing)
+        if model_config.user_history and user_id is not None:
+            user_rows = query_tower.id_lookup(
+                positives[user_id.name].astype(str).to_numpy())
+            item_rows = candidate_tower.id_lookup(
+                positives[schema.item_id.name].astype(str).to_numpy())
+            history = UserHistory(user_rows.numpy(), item_rows.numpy(),
+                                  query_tower.id_lookup.vocabulary_size(),
+                                  candidate_tower.id_lookup.vocabulary_size(), dim,
+                                  name="user_history")
+            query_tower.attach_history(history, candidate_tower.id_lookup)
+    initial_biases = {}
+    for task in config.tasks:
+        if task.type == "regression":
+            rows = task.condition.evaluate(
+                {c: train[c].to_numpy() for c in task.condition.columns}, len(train))
+            labels = train[task.label].to_numpy(np.float64)[rows]
+            if len(labels):
+                initial_biases[task.name] = float(np.nanmean(labels))
     ranking_network = build_ranking_network(
         dim, config.tasks, model_config.mtl, architecture_args(model_config),
         model_config.head_units, initial_biases=initial_biases,
-        seed=config.train.seed)
+        label_sizes={t.name: len(preprocessing.label_vocabularies[t.label])
+                     for t in config.tasks if t.type == "multilabel"},
+        with_item=candidate_tower is not None, seed=config.train.seed)
     loss = config.loss
     weighting = build_weighting(
         loss.weighting, [t.name for t in config.tasks],
@@ -151,13 +156,109 @@ def build_model(config: Config, data: RecDataset,
         fixed_weights={t.name: t.weight for t in config.tasks},
         **({"alpha": loss.gradnorm_alpha} if loss.weighting == "gradnorm" else {}),
         **({"temperature": loss.dwa_temperature} if loss.weighting == "dwa" else {}))
-    counts = train[F.ITEM_ID].astype(str).value_counts()
-    probabilities = np.zeros(catalog.size + 1, np.float64)
-    probabilities[1:] = counts.reindex(item_ids).fillna(0).to_numpy() / len(train)
+    probabilities = None
+    if catalog is not None:
+        counts = positives[schema.item_id.name].astype(str).value_counts()
+        probabilities = np.zeros(catalog.size + 1, np.float64)
+        probabilities[1:] = (counts.reindex(catalog.item_ids).fillna(0).to_numpy()
+                             / max(len(positives), 1))
+        probabilities = probabilities.tolist()
     return MultiTaskRecommender(
-        query_tower, candidate_tower, ranking_network, config.tasks, catalog,
+        schema, query_tower, candidate_tower, ranking_network, config.tasks, catalog,
         temperature=model_config.temperature,
         extra_negatives=model_config.extra_negatives,
         logq_correction=model_config.logq_correction,
-        item_probabilities=probabilities.tolist(), weighting=weighting,
+        item_probabilities=probabilities, weighting=weighting,
         pcgrad=loss.pcgrad, clip_norm=loss.clip_norm)
+
+
+def _retrieval_positives(config: Config, train: pd.DataFrame) -> pd.DataFrame:
+    """Training rows that are retrieval positives (all rows without retrieval):
+    they define item popularity and the users' histories."""
+    retrieval = next((t for t in config.tasks if t.type == "retrieval"), None)
+    if retrieval is None or not retrieval.where:
+        return train
+    condition = retrieval.condition
+    rows = condition.evaluate({c: train[c].to_numpy() for c in condition.columns},
+                              len(train))
+    return train[rows]
+
+
+def _item_side(config: Config, data: RecDataset, train: pd.DataFrame,
+               preprocessing: Preprocessing) -> tuple[ItemCatalog, CandidateTower]:
+    """The catalog of every item (prepared item features) and the item tower."""
+    schema, model_config = data.schema, config.model
+    dim = model_config.embedding_dim
+    item_key = schema.item_id.name
+    items = data.items
+    item_ids = data.item_ids.tolist()
+    train_items = set(train[item_key].astype(str))
+    is_train_item = np.asarray([i in train_items for i in item_ids], bool)
+    features = [f for f in schema.on_side("item") if f.kind != "id"]
+    text_features = [f for f in features if f.kind == "text"]
+    pretrained = model_config.text_encoder not in ("bow", "none")
+    if (pretrained and model_config.text_encoder_mode != "frozen"
+            and len(text_features) > 1):
+        raise ValueError(
+            f"model.text_encoder_mode={model_config.text_encoder_mode!r} fine-tunes "
+            "one text encoder, but the schema has item text features "
+            f"{[f.name for f in text_features]}; keep one text feature, or use "
+            "model.text_encoder_mode=frozen.")
+    encoders, prepared = {}, {}
+    for feature in features:
+        values = items[feature.name]
+        if feature.kind == "text":
+            if model_config.text_encoder == "none":
+                continue
+            texts = values.fillna("").astype(str).tolist()
+            if pretrained:
+                encoders[feature.name], prepared[feature.name] = _pretrained_text(
+                    feature, texts, model_config, config.train.seed)
+                continue
+            encoder = build_encoder(
+                feature, preprocessing[feature.name], dim,
+                texts=[t for t, known in zip(texts, is_train_item) if known],
+                text_max_tokens=model_config.text_max_tokens,
+                text_sequence_length=model_config.text_sequence_length)
+            raw = np.asarray(texts, dtype=object)
+        else:
+            encoder = build_encoder(feature, preprocessing[feature.name], dim)
+            raw = _raw_values(feature, values)
+        rows = encoder.prepare(tf.constant(raw)).numpy()
+        unknown = (encoder.prepare(tf.constant([np.nan], tf.float32)).numpy()
+                   if feature.kind == "numeric" else np.zeros_like(rows[:1]))
+        encoders[feature.name] = encoder
+        prepared[feature.name] = np.concatenate([unknown, rows])
+    catalog = ItemCatalog(item_ids, prepared, name="item_catalog")
+    # Unknown items share one id vector: the export bakes exactly that vector.
+    tower = CandidateTower(
+        preprocessing[item_key].vocabulary, catalog, encoders, dim,
+        num_oov_buckets=1,
+        unknown_item_embedding=model_config.unknown_item_embedding,
+        id_dropout=model_config.item_id_dropout, name="candidate_tower")
+    return catalog, tower
+
+
+def _raw_values(feature: Feature, values: pd.Series) -> np.ndarray:
+    """A side-table column as the array its encoder prepares."""
+    if feature.kind == "multi_categorical":
+        return pad_lists(list(values)).astype(str)
+    if feature.kind == "numeric":
+        return values.to_numpy(np.float32)
+    if feature.dtype == "string":
+        return values.astype(str).to_numpy()
+    return values.to_numpy({"int64": np.int64, "bool": bool,
+                            "float32": np.float32}[feature.dtype])
+
+
+def _pretrained_text(feature: Feature, texts: list[str], model: ModelConfig,
+                     seed: int):
+    """A pretrained text encoder and the catalog's prepared rows: cached unit-norm
+    embeddings (frozen) or word-piece ids (fine-tuned); row 0 is the unknown item."""
+    dim = model.embedding_dim
+    name = f"{feature.name}_encoder"
+    if model.text_encoder_mode == "frozen":
+        cache = pretrained_title_embeddings(texts, model, seed)
+        return PretrainedTextEncoder(dim, name=name), cache
+    title_encoder, tokens = fine_tuned_title_encoder(texts, model, seed)
+    return PretrainedTextEncoder(dim, title_encoder, name=name), tokens

@@ -7,8 +7,9 @@ from typing import Sequence
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from mtl_tf import features as F
+from mtl_tf.data.pipeline import task_weight_key
 from mtl_tf.model.catalog import ItemCatalog
+from mtl_tf.model.encoders import as_string
 from mtl_tf.model.ranking import (
     BODY_LAYER,
     INTERACTION_LAYER,
@@ -25,6 +26,7 @@ from mtl_tf.model.weighting import (
     clip_gradients,
     pcgrad,
 )
+from mtl_tf.schema import Schema
 from mtl_tf.task_config import TaskConfig
 
 _LOSSES = {"mse": tf.keras.losses.MeanSquaredError,
@@ -89,11 +91,17 @@ class MultiTaskRecommender(tfrs.models.Model):
     scale, so scaling the gradients would not slow the backbone down). It is an
     attribute of the model, so checkpoints of the model hold its slots.
 
+    Each task trains on the rows of a batch whose weight (`task_weight_key`,
+    its `where` mask times its `sample_weight`) is positive; retrieval
+    positives are the rows its `where` selects.
+
     Args:
-        query_tower, candidate_tower: the towers.
-        ranking_network: functional model with inputs "user"/"item" and one output
-            per non-retrieval task.
-        tasks: the task configs (name, type, label, weight).
+        schema: the data's schema (the id features' names).
+        query_tower, candidate_tower: the towers; no candidate tower (and no
+            catalog) for data without items.
+        ranking_network: functional model with inputs "user" (and "item") and
+            one output per non-retrieval task.
+        tasks: the task configs (name, type, label, weight, where).
         catalog: the item catalog (for extra negatives and evaluation metrics).
         temperature: retrieval softmax temperature.
         extra_negatives: training items sampled uniformly as extra negatives per
@@ -108,14 +116,20 @@ class MultiTaskRecommender(tfrs.models.Model):
         clip_norm: clip gradients to this global norm (0: no clipping).
     """
 
-    def __init__(self, query_tower: QueryTower, candidate_tower: CandidateTower,
+    def __init__(self, schema: Schema, query_tower: QueryTower,
+                 candidate_tower: CandidateTower | None,
                  ranking_network: tf.keras.Model, tasks: Sequence[TaskConfig],
-                 catalog: ItemCatalog, temperature: float = 0.1,
+                 catalog: ItemCatalog | None, temperature: float = 0.1,
                  extra_negatives: int = 0, logq_correction: bool = False,
                  item_probabilities: Sequence[float] | None = None,
                  weighting: LossWeighting | None = None, pcgrad: bool = False,
                  clip_norm: float = 0.0):
         super().__init__()
+        if candidate_tower is None and any(t.type == "retrieval" for t in tasks):
+            raise ValueError("MultiTaskRecommender: a retrieval task needs a "
+                             "candidate tower (an item id in the schema).")
+        self.schema = schema
+        self.item_key = schema.item_id.name if schema.item_id else ""
         self.weighting = weighting or FixedWeighting(
             {t.name: t.weight for t in tasks})
         self.pcgrad = pcgrad
@@ -127,7 +141,8 @@ class MultiTaskRecommender(tfrs.models.Model):
         self.task_configs = tuple(tasks)
         self.extra_negatives = int(extra_negatives)
         self.logq_correction = logq_correction
-        probabilities = item_probabilities or [0.0] + [1.0] * catalog.size
+        size = catalog.size if catalog is not None else 0
+        probabilities = item_probabilities or [0.0] + [1.0] * size
         self._log_item_probability = tf.math.log(
             tf.maximum(tf.constant(probabilities, tf.float32), 1e-9))
         # Extra negatives come from items with training interactions only: sampling
@@ -159,6 +174,8 @@ class MultiTaskRecommender(tfrs.models.Model):
     @property
     def text_encoder_adapter(self) -> TextEncoderAdapter | None:
         """The candidate tower's fine-tuned text encoder, if it has one."""
+        if self.candidate_tower is None:
+            return None
         title_encoder = self.candidate_tower.title_encoder
         return None if title_encoder is None else title_encoder.adapter
 
@@ -187,11 +204,17 @@ class MultiTaskRecommender(tfrs.models.Model):
     def call(self, features: dict[str, tf.Tensor], training: bool = False):
         """Ranking outputs (one per ranking task) plus the retrieval score."""
         user = self.query_tower(features)
-        item = self.candidate_tower(features[F.ITEM_ID], training=training)
+        item = (None if self.candidate_tower is None else
+                self.candidate_tower(features[self.item_key], training=training))
         return self._outputs(user, item, training)
 
-    def _outputs(self, user: tf.Tensor, item: tf.Tensor, training: bool):
-        outputs = dict(self.ranking_network({USER_INPUT: user, ITEM_INPUT: item},
+    @staticmethod
+    def _network_inputs(user: tf.Tensor, item: tf.Tensor | None) -> dict:
+        return ({USER_INPUT: user} if item is None
+                else {USER_INPUT: user, ITEM_INPUT: item})
+
+    def _outputs(self, user: tf.Tensor, item: tf.Tensor | None, training: bool):
+        outputs = dict(self.ranking_network(self._network_inputs(user, item),
                                             training=training))
         if self.retrieval_task is not None:
             outputs[self.retrieval_task.name] = tf.reduce_sum(
@@ -202,14 +225,15 @@ class MultiTaskRecommender(tfrs.models.Model):
                     ) -> dict[str, tf.Tensor]:
         """Unweighted loss of every task on a batch (updates the task metrics).
 
-        With a `watch` feature (sampled impressions in the batch), tasks on the
-        "interactions" space and retrieval only see the rows with `watch` = 1.
+        Each task sees only the rows with a positive weight (`task_weight_key`):
+        dropping the other rows, rather than weighting them 0, keeps each loss
+        a mean over the task's own rows, whatever their share of the batch.
         """
-        item_ids = features[F.ITEM_ID]
+        item_ids = as_string(features[self.item_key]) if self.item_key else None
         # Training examples are in their user's history: leave them out of it.
         user = self.query_tower(features,
                                 target_item_ids=item_ids if training else None)
-        negative_rows = negatives = None
+        negative_rows = negatives = item = None
         if (training and self.extra_negatives > 0
                 and self.retrieval_task is not None):
             negative_rows = tf.gather(self._negative_rows, tf.random.uniform(
@@ -221,36 +245,30 @@ class MultiTaskRecommender(tfrs.models.Model):
             both = self.candidate_tower(tf.concat([item_ids, negative_ids], 0),
                                         training=training)
             item, negatives = both[:tf.size(item_ids)], both[tf.size(item_ids):]
-        else:
+        elif self.candidate_tower is not None:
             item = self.candidate_tower(item_ids, training=training)
-        outputs = self.ranking_network({USER_INPUT: user, ITEM_INPUT: item},
+        outputs = self.ranking_network(self._network_inputs(user, item),
                                        training=training)
-        # Rows the user interacted with; None when the batch has no impressions.
-        keep = features[F.WATCH] > 0 if F.WATCH in features else None
         losses = {}
         for task in self.task_configs:
+            weight = tf.cast(features[task_weight_key(task)], tf.float32)
+            keep = weight > 0
             if task.type == "retrieval":
-                if keep is not None:
-                    user_r, item_r, ids_r = (tf.boolean_mask(t, keep)
-                                             for t in (user, item, item_ids))
-                else:
-                    user_r, item_r, ids_r = user, item, item_ids
+                user_r, item_r, ids_r = (tf.boolean_mask(t, keep)
+                                         for t in (user, item, item_ids))
                 losses[task.name] = self._retrieval_loss(
                     user_r, item_r, ids_r, training, negative_rows, negatives)
                 continue
             if task.type == "multilabel":
-                label = self.catalog(item_ids)["genres"]
+                label = tf.cast(features[task.label], tf.float32)
                 prediction = outputs[task.name]
             else:
                 label = tf.cast(features[task.label], tf.float32)[:, None]
                 prediction = outputs[task.name][:, None]
-            if task.space == "interactions" and keep is not None:
-                # Dropping the rows (not weighting them 0) keeps the loss a mean
-                # over interactions, whatever the number of sampled impressions.
-                label = tf.boolean_mask(label, keep)
-                prediction = tf.boolean_mask(prediction, keep)
             losses[task.name] = self.ranking_tasks[task.name](
-                labels=label, predictions=prediction)
+                labels=tf.boolean_mask(label, keep),
+                predictions=tf.boolean_mask(prediction, keep),
+                sample_weight=tf.boolean_mask(weight, keep)[:, None])
         return losses
 
     @property
@@ -277,8 +295,9 @@ class MultiTaskRecommender(tfrs.models.Model):
         interaction = tf.keras.Model(
             self.ranking_network.input,
             self.ranking_network.get_layer(INTERACTION_LAYER).output)
-        x = interaction({USER_INPUT: self.query_tower(features),
-                         ITEM_INPUT: self.candidate_tower(features[F.ITEM_ID])})
+        item = (None if self.candidate_tower is None
+                else self.candidate_tower(features[self.item_key]))
+        x = interaction(self._network_inputs(self.query_tower(features), item))
         names = [t.name for t in self.task_configs if t.type in PAIR_TASK_TYPES]
         return dict(zip(names, body.gate_weights(x)))
 
@@ -288,8 +307,8 @@ class MultiTaskRecommender(tfrs.models.Model):
 
     def shared_variables(self) -> list[tf.Variable]:
         """The last layers every task depends on: the towers' output projections."""
-        return [self.query_tower.projection.kernel,
-                self.candidate_tower.projection.kernel]
+        towers = [self.query_tower, self.candidate_tower]
+        return [t.projection.kernel for t in towers if t is not None]
 
     def train_step(self, features):
         needs_task_gradients = self.pcgrad or isinstance(self.weighting, GradNorm)

@@ -6,7 +6,6 @@ from typing import Any, Mapping, Sequence
 
 import tensorflow as tf
 
-from mtl_tf import features as F
 from mtl_tf.config import ModelConfig
 from mtl_tf.model.architectures import build_architecture
 from mtl_tf.task_config import TaskConfig, conditional_output_name, task_order
@@ -26,10 +25,12 @@ def build_ranking_network(dim: int, tasks: Sequence[TaskConfig],
                           architecture_args: Mapping[str, Any] | None = None,
                           head_units: Sequence[int] = (32,),
                           initial_biases: Mapping[str, float] | None = None,
-                          seed: int = 0) -> tf.keras.Model:
+                          label_sizes: Mapping[str, int] | None = None,
+                          with_item: bool = True, seed: int = 0) -> tf.keras.Model:
     """Builds the ranking network over user and item representations.
 
-    Inputs are the two tower outputs, named "user" and "item". The multi-task
+    Inputs are the two tower outputs, named "user" and "item" (only "user", the
+    query side, for data without items, `with_item=False`). The multi-task
     `architecture` (see `mtl_tf.model.architectures`) sees their concatenation and
     element-wise product (the product makes dot-product structure, which MLPs learn
     poorly, directly available) and returns one tensor per regression or binary
@@ -38,8 +39,9 @@ def build_ranking_network(dim: int, tasks: Sequence[TaskConfig],
     binary tasks a probability. A binary task with `depends_on` outputs its head's
     probability times its parent's output (ESMM) and also exposes the conditional
     probability as `<name>_given_<parent>`. Multilabel tasks are auxiliary tasks
-    on the item representation alone: a head from "item" to one probability per
-    label (e.g. the item's genres).
+    on the item representation alone (the query one without items): a head to
+    one probability per label value, `label_sizes[name]` of them (e.g. an
+    item's genres).
 
     Example:
         >>> net = build_ranking_network(8, [TaskConfig("like", "binary", label="like")])
@@ -47,12 +49,18 @@ def build_ranking_network(dim: int, tasks: Sequence[TaskConfig],
         ['like']
     """
     user = tf.keras.Input((dim,), name=USER_INPUT)
-    item = tf.keras.Input((dim,), name=ITEM_INPUT)
+    inputs = {USER_INPUT: user}
+    if with_item:
+        inputs[ITEM_INPUT] = item = tf.keras.Input((dim,), name=ITEM_INPUT)
     pair_tasks = [t for t in tasks if t.type in PAIR_TASK_TYPES]
     heads: dict[str, tf.Tensor] = {}
     if pair_tasks:
-        x = tf.keras.layers.Concatenate(name=INTERACTION_LAYER)(
-            [user, item, tf.keras.layers.Multiply(name="user_x_item")([user, item])])
+        if with_item:
+            x = tf.keras.layers.Concatenate(name=INTERACTION_LAYER)(
+                [user, item,
+                 tf.keras.layers.Multiply(name="user_x_item")([user, item])])
+        else:
+            x = tf.keras.layers.Activation("linear", name=INTERACTION_LAYER)(user)
         architecture = "single_task" if architecture == "esmm" else architecture
         body = build_architecture(
             architecture, len(pair_tasks),
@@ -72,9 +80,10 @@ def build_ranking_network(dim: int, tasks: Sequence[TaskConfig],
     outputs = {}
     for task in task_order(tasks):
         if task.type == "multilabel":
-            h = _hidden(item, task.name, head_units)
+            h = _hidden(item if with_item else user, task.name, head_units)
             outputs[task.name] = tf.keras.layers.Dense(
-                F.NUM_GENRES, activation="sigmoid", name=task.name)(h)
+                (label_sizes or {}).get(task.name, 1), activation="sigmoid",
+                name=task.name)(h)
         elif task.depends_on:
             conditional = conditional_output_name(task)
             outputs[conditional] = tf.keras.layers.Reshape((), name=conditional)(
@@ -84,8 +93,7 @@ def build_ranking_network(dim: int, tasks: Sequence[TaskConfig],
         elif task.name in heads:
             outputs[task.name] = tf.keras.layers.Reshape((), name=task.name)(
                 heads[task.name])
-    return tf.keras.Model({USER_INPUT: user, ITEM_INPUT: item}, outputs,
-                          name="ranking_network")
+    return tf.keras.Model(inputs, outputs, name="ranking_network")
 
 
 def _hidden(h: tf.Tensor, name: str, units: Sequence[int]) -> tf.Tensor:

@@ -146,3 +146,40 @@ class TitleEncoder(tf.keras.layers.Layer):
         return {"token_ids": ids.to_tensor(default_value=pad, shape=shape),
                 "padding_mask": tf.ones_like(ids, tf.bool).to_tensor(
                     default_value=False, shape=shape)}
+
+
+class PretrainedTextEncoder(tf.keras.layers.Layer):
+    """An item text feature through a pretrained encoder, projected to `dim`.
+
+    Frozen (no `title_encoder`): the catalog caches each item's embedding, so
+    `embed` is only the projection and the encoder never runs in training or
+    serving. Fine-tuned: the catalog holds token ids and `embed` runs the
+    `TitleEncoder` on them. The unknown item embeds as zeros (`zero_unknown`).
+
+    Args:
+        output_dim: projection width.
+        title_encoder: the fine-tuned `TitleEncoder`, or None (frozen cache).
+    """
+
+    zero_unknown = True
+
+    def __init__(self, output_dim: int, title_encoder: TitleEncoder | None = None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.title_encoder = title_encoder
+        self.output_dim = output_dim
+        self.projection = tf.keras.layers.Dense(output_dim, name="projection")
+
+    def prepare(self, texts: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Word-piece ids of raw texts (fine-tuned only; needs tensorflow-text)."""
+        if self.title_encoder is None:
+            raise ValueError("A frozen pretrained text encoder has no in-graph "
+                             "form: its catalog embeddings are cached at build "
+                             "time. Use model.text_encoder_mode=finetune or "
+                             "finetune_top_n to encode new texts.")
+        return self.title_encoder.tokenize(texts)
+
+    def embed(self, prepared, training=None) -> tf.Tensor:
+        if self.title_encoder is not None:
+            prepared = self.title_encoder(prepared, training=training)
+        return self.projection(prepared)
