@@ -15,6 +15,7 @@ from mtl_tf.data.movielens_schema import (
     ESMM_TASKS,
     MOVIELENS_SCHEMA,
     MOVIELENS_TASKS,
+    WATCH,
 )
 from mtl_tf.schema import Schema
 from mtl_tf.task_config import (  # noqa: F401  (re-exported)
@@ -342,8 +343,8 @@ class ExportConfig:
         model_name: directory under `export_dir`, the TF Serving model name.
         export_dir: base directory; versions go to `<export_dir>/<model_name>/<n>/`.
         default_k: `k` used by `recommend` callers that do not pass one.
-        item_encoder: also export the cold-start item encoder (raw title and
-            genres in, item embeddings out) to
+        item_encoder: also export the cold-start item encoder (raw item
+            features in, item embeddings out) to
             `<export_dir>/<model_name>_item_encoder/<n>/`. Needs a fine-tuned text
             encoder (`model.text_encoder_mode` "finetune" or "finetune_top_n"),
             and its server needs the tensorflow-text ops; see
@@ -413,7 +414,7 @@ PRESETS["tiny"] = Config(
 # ESMM on MovieLens: p(watch) and p(watch, like) on impressions (4 sampled
 # non-watched items per watched one), retrieval and rating on the watched rows.
 PRESETS["esmm"] = Config(
-    data=DataConfig(impression_negatives=4, impression_label="watch"),
+    data=DataConfig(impression_negatives=4, impression_label=WATCH),
     model=ModelConfig(mtl="esmm"),
     tasks=ESMM_TASKS,
     export=ExportConfig(model_name="mtl_esmm"),

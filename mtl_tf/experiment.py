@@ -18,11 +18,12 @@ from mtl_tf.data.pipeline import (
     add_impression_negatives,
     check_labels,
     finish_arrays,
+    fit_on_training,
     make_dataset,
     raw_arrays,
 )
 from mtl_tf.data.splits import Splits, split
-from mtl_tf.schema.fitted import Preprocessing, fit_preprocessing
+from mtl_tf.schema.fitted import Preprocessing
 from mtl_tf.task_config import TaskConfig, label_columns
 
 SPLIT_NAMES = ("train", "validation", "test")
@@ -60,23 +61,6 @@ class PreparedData:
                                         ignore_index=True))
 
 
-def fit_data(data: RecDataset, train: pd.DataFrame, tasks) -> Preprocessing:
-    """Fits the schema's preprocessing on the training split: user and context
-    features on its rows, item features on its items only."""
-    joined = data.joined(train)
-    values = {}
-    for feature in data.schema.features:
-        if feature.side == "item" and feature.kind != "id":
-            train_items = set(train[data.schema.item_id.name].astype(str))
-            rows = np.isin(data.item_ids, list(train_items))
-            values[feature.name] = data.items[feature.name].to_numpy()[rows]
-        else:
-            values[feature.name] = joined[feature.name].to_numpy()
-    lists = {task.label: list(raw_arrays(data, train, [task])[task.label])
-             for task in tasks if task.type == "multilabel"}
-    return fit_preprocessing(data.schema, values, lists)
-
-
 def prepare_data(config: Config, data: RecDataset | None = None) -> PreparedData:
     """Loads (unless `data` is given), checks and splits the data set of
     `config`, fits the preprocessing on the training split and builds every
@@ -107,7 +91,7 @@ def prepare_data(config: Config, data: RecDataset | None = None) -> PreparedData
         checked[name] = frame[keep].reset_index(drop=True)
     parts = Splits(checked["train"], checked["validation"], checked["test"],
                    cold_items=parts.cold_items)
-    preprocessing = fit_data(data, parts.train, tasks)
+    preprocessing = fit_on_training(data, parts.train, tasks)
     arrays = {name: raw_arrays(data, getattr(parts, name), tasks)
               for name in SPLIT_NAMES}
     if config.data.impression_negatives:

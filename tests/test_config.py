@@ -98,7 +98,9 @@ def test_no_overrides_is_identity():
     ("train.optimizer=sgd", "train.optimizer"),
     ("tasks.like.type=ranking", "tasks.like.type"),
     ("data.test_fraction=1.5", "data.test_fraction"),
-    ("model.user_features=[\"shoe_size\"]", "shoe_size"),
+    ("schema.shoe_size.kind=numeric", "shoe_size"),
+    ("schema.movie_title.kind=sentence", "schema feature 'movie_title'"),
+    ("schema.movie_title.side=store", "side must be one of"),
 ])
 def test_bad_override_names_the_key(override, named):
     with pytest.raises(ValueError) as info:

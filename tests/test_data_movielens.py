@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mtl_tf import features as F
+from mtl_tf.data import movielens_schema as F
 from mtl_tf.data.movielens import (
     TFDS_OCCUPATIONS,
     detect_layout,

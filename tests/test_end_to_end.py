@@ -17,7 +17,7 @@ import pytest
 import mtl_tf  # noqa: F401
 import tensorflow as tf
 
-from mtl_tf import features as F
+from mtl_tf.data import movielens_schema as F
 from mtl_tf import scoring
 
 SERVING_SCRIPT = textwrap.dedent('''

@@ -1,4 +1,5 @@
-"""ESMM (`depends_on` tasks on the impression space) and the genre multilabel task."""
+"""ESMM (`depends_on` tasks on all impressions, sampled for MovieLens) and the
+genre multilabel task."""
 
 import dataclasses
 
@@ -10,11 +11,11 @@ from test_end_to_end import serve_in_plain_tensorflow
 
 import mtl_tf  # noqa: F401
 from mtl_tf import evaluation, experiment, scoring
-from mtl_tf import features as F
+from mtl_tf.data import movielens_schema as F
 from mtl_tf.config import Config, DataConfig, apply_overrides, get_preset
 from mtl_tf.data.pipeline import add_impression_negatives
 from mtl_tf.model.ranking import build_ranking_network
-from mtl_tf.task_config import GENRE_TASK, TaskConfig, task_order
+from mtl_tf.task_config import TaskConfig, task_order
 
 
 @pytest.fixture(scope="module")
@@ -41,23 +42,24 @@ def trained_esmm(esmm_config, tmp_path_factory) -> dict:
 def test_esmm_preset_is_valid_and_chained():
     config = get_preset("esmm")
     like = config.task("like")
-    assert like.depends_on == "watch" and like.space == "impressions"
+    assert like.depends_on == "watch" and not like.where
+    assert config.task("rating").where == "watch == 1"
     assert config.data.impression_negatives > 0 and config.model.mtl == "esmm"
     assert [t.name for t in task_order(config.tasks)].index("watch") < \
         [t.name for t in task_order(config.tasks)].index("like")
 
 
 @pytest.mark.parametrize("tasks, message", [
-    ([TaskConfig("b", "binary", label="x", depends_on="a", space="impressions")],
+    ([TaskConfig("b", "binary", label="x", depends_on="a")],
      "depends_on='a' is not a task"),
-    ([TaskConfig("a", "regression", label="y", space="impressions"),
-      TaskConfig("b", "binary", label="x", depends_on="a", space="impressions")],
+    ([TaskConfig("a", "regression", label="y"),
+      TaskConfig("b", "binary", label="x", depends_on="a")],
      "must be binary"),
-    ([TaskConfig("a", "binary", label="y"),
-      TaskConfig("b", "binary", label="x", depends_on="a", space="impressions")],
-     "tasks.a.space"),
-    ([TaskConfig("a", "binary", label="y", depends_on="b", space="impressions"),
-      TaskConfig("b", "binary", label="x", depends_on="a", space="impressions")],
+    ([TaskConfig("a", "binary", label="y", where="y == 1"),
+      TaskConfig("b", "binary", label="x", depends_on="a")],
+     "tasks.a.where='y == 1': tasks of a depends_on chain train on every row"),
+    ([TaskConfig("a", "binary", label="y", depends_on="b"),
+      TaskConfig("b", "binary", label="x", depends_on="a")],
      "cycle"),
 ])
 def test_bad_dependencies_name_the_field(tasks, message):
@@ -66,8 +68,13 @@ def test_bad_dependencies_name_the_field(tasks, message):
 
 
 def test_impression_tasks_need_sampled_negatives_and_esmm_needs_a_chain():
-    with pytest.raises(ValueError, match="data.impression_negatives"):
-        dataclasses.replace(get_preset("esmm"), data=DataConfig())
+    # MovieLens has no impressions: without sampled ones there is no `watch`.
+    without = dataclasses.replace(get_preset("esmm"), data=DataConfig(),
+                                  synthetic=get_preset("tiny").synthetic)
+    with pytest.raises(ValueError) as info:
+        experiment.prepare_data(without)
+    assert "columns ['watch'] read by the tasks" in str(info.value)
+    assert "data.impression_negatives" in str(info.value)
     with pytest.raises(ValueError, match="model.mtl=esmm needs a task with"):
         apply_overrides(get_preset("default"), ["model.mtl=esmm"])
 
@@ -79,16 +86,15 @@ def test_task_fields_are_validated():
         TaskConfig("r", "regression", label="y", metrics=("auc",))
     with pytest.raises(ValueError, match="only binary tasks can depend"):
         TaskConfig("r", "regression", label="y", depends_on="a")
-    with pytest.raises(ValueError, match="multilabel tasks read an item feature"):
-        TaskConfig("g", "multilabel", label="user_rating")
     assert TaskConfig("r", "regression", label="y").loss == "mse"
     assert TaskConfig("r", "regression", label="y").metrics == ("rmse",)
 
 
 def test_genre_task_with_genre_inputs_is_rejected():
-    with pytest.raises(ValueError, match="model.item_genres=false"):
+    with pytest.raises(ValueError, match="tasks.genres.label='movie_genres' is also "
+                                         "a model input"):
         dataclasses.replace(get_preset("default"),
-                            tasks=get_preset("default").tasks + (GENRE_TASK,))
+                            tasks=get_preset("default").tasks + (F.GENRE_TASK,))
 
 
 # --- Data and network mechanics ------------------------------------------------
@@ -102,7 +108,9 @@ def test_impression_negatives_are_unknown_pairs_with_zero_labels():
               F.WATCH: np.array([1.0, 1.0], np.float32)}
     known = pd.DataFrame({F.USER_ID: ["u1", "u1", "u2"], F.ITEM_ID: ["a", "c", "b"]})
     items = np.array(["a", "b", "c", "d"], object)
-    out = add_impression_negatives(arrays, items, known, per_example=3, seed=0)
+    out = add_impression_negatives(arrays, items, known, per_example=3, seed=0,
+                                   user_column=F.USER_ID, item_column=F.ITEM_ID,
+                                   label_names=[F.RATING, F.LIKE, F.WATCH])
     assert len(out[F.USER_ID]) == 8
     # Each example is followed by its own sampled rows.
     np.testing.assert_array_equal(out[F.ITEM_ID][[0, 4]], ["a", "b"])
@@ -137,6 +145,7 @@ def test_interaction_tasks_ignore_impression_rows(esmm_config):
     test = prepared.arrays["test"]
     rows = np.r_[np.flatnonzero(test[F.WATCH] > 0)[:8],
                  np.flatnonzero(test[F.WATCH] == 0)[:8]]
+    assert (test["rating/weight"][rows] == test[F.WATCH][rows]).all()
     batch = {k: tf.constant(v[rows]) for k, v in test.items()}
     watched = {k: tf.constant(v[rows[:8]]) for k, v in test.items()}
     assert batch[F.WATCH].numpy().tolist() == [1.0] * 8 + [0.0] * 8
@@ -191,30 +200,26 @@ def test_genre_task_learns_genres_from_titles_and_serves(tiny_config, tiny_prepa
                                                          tmp_path):
     """The auxiliary item task: genres predicted from the item representation (id
     and title words, no genre inputs) beat the genre prior by a wide margin."""
-    config = dataclasses.replace(
-        tiny_config, tasks=tiny_config.tasks + (GENRE_TASK,),
-        model=dataclasses.replace(tiny_config.model, item_genres=False))
+    config = dataclasses.replace(tiny_config, schema=F.GENRE_TASK_SCHEMA,
+                                 tasks=tiny_config.tasks + (F.GENRE_TASK,))
     config = apply_overrides(config, [f"export.export_dir={tmp_path / 'saved_models'}"])
-    result = experiment.run(config, tmp_path / "run", verbose=0, prepared=tiny_prepared)
-    # The prior baseline on the same rows the metric uses (the test interactions).
-    genres = dict(zip(tiny_prepared.data.items[F.ITEM_ID].astype(str),
-                      tiny_prepared.data.items[F.ITEM_GENRES]))
-    test_items = tiny_prepared.arrays["test"][F.ITEM_ID].astype(str)
-    labels = np.zeros((len(test_items), F.NUM_GENRES))
-    for row, item in enumerate(test_items):
-        labels[row, list(genres[item])] = 1.0
-    train_labels = np.zeros(F.NUM_GENRES)
-    for item in tiny_prepared.arrays["train"][F.ITEM_ID].astype(str):
-        train_labels[list(genres[item])] += 1.0
-    prior = np.tile(train_labels / train_labels.sum(), (len(test_items), 1))
+    prepared = experiment.prepare_data(config)
+    result = experiment.run(config, tmp_path / "run", verbose=0, prepared=prepared)
+    # The prior baseline on the same rows the metric uses (the test interactions):
+    # the training share of each genre, for every test row.
+    labels = prepared.arrays["test"][F.ITEM_GENRES]
+    vocabulary = prepared.preprocessing.label_vocabularies[F.ITEM_GENRES]
+    assert labels.shape[1] == len(vocabulary) >= 8  # the planted topics' genres
+    train_labels = prepared.arrays["train"][F.ITEM_GENRES].sum(0)
+    prior = np.tile(train_labels / train_labels.sum(), (len(labels), 1))
     prior_auc = evaluation.roc_auc(labels.ravel(), prior.ravel())
     assert result["metrics"]["genres_auc"] > prior_auc + 0.05
     assert np.isfinite(result["history"]["genres_loss"]).all()
 
-    inputs, outputs, _ = serve_in_plain_tensorflow(result["export"], tiny_prepared,
+    inputs, outputs, _ = serve_in_plain_tensorflow(result["export"], prepared,
                                                    tmp_path)
     served = outputs["serving_default/genres"]
-    assert served.shape == (len(inputs[F.ITEM_ID]), F.NUM_GENRES)
+    assert served.shape == (len(inputs[F.ITEM_ID]), len(vocabulary))
     features = {k: tf.constant(inputs[k]) for k in
                 (F.USER_ID, F.USER_AGE, F.USER_GENDER, F.USER_OCCUPATION, F.ITEM_ID)}
     np.testing.assert_allclose(served, result["model"](features)["genres"].numpy(),

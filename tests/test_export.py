@@ -9,7 +9,7 @@ import mtl_tf  # noqa: F401
 import tensorflow as tf
 
 from mtl_tf import export as export_lib
-from mtl_tf import features as F
+from mtl_tf.data import movielens_schema as F
 from mtl_tf.export import export_saved_model
 
 

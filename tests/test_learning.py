@@ -17,7 +17,7 @@ import pytest
 
 import mtl_tf  # noqa: F401
 from mtl_tf import evaluation, experiment, scoring
-from mtl_tf import features as F
+from mtl_tf.data import movielens_schema as F
 from mtl_tf.baselines import PopularityBaseline
 from mtl_tf.config import apply_overrides
 

@@ -8,17 +8,23 @@ import pytest
 import mtl_tf  # noqa: F401
 import tensorflow as tf
 
-from mtl_tf import features as F
+from mtl_tf.data import movielens_schema as F
 from mtl_tf.config import (Config, ModelConfig, SyntheticConfig, TaskConfig,
                            TrainConfig, apply_overrides)
 from mtl_tf.data.pipeline import example_arrays
 from mtl_tf.data.splits import random_split
-from mtl_tf.data.synthetic import make_synthetic
+from mtl_tf.data import load_data
 from mtl_tf.model.builder import build_model
 from mtl_tf.model.catalog import ItemCatalog
+from mtl_tf.model.encoders import (
+    CategoricalEncoder,
+    MultiCategoricalEncoder,
+    NumericEncoder,
+)
 from mtl_tf.model.multitask import MultiTaskRecommender
 from mtl_tf.model.ranking import build_ranking_network
 from mtl_tf.model.towers import CandidateTower, QueryTower
+from mtl_tf.schema.fitted import as_strings
 
 TEMPERATURE = 0.2
 SMALL = Config(
@@ -33,13 +39,17 @@ SMALL = Config(
 
 # --- ItemCatalog ------------------------------------------------------------------
 
+def _price_encoder():
+    return NumericEncoder("standardize", mean=2.0, std=2.0, name="price")
+
+
 @pytest.fixture(scope="module")
 def catalog() -> ItemCatalog:
-    return ItemCatalog(["10", "20", "30"],
-                       ["Space Robot", "Love Kiss", "War Army Space"],
-                       [(15, 0), (14,), (18, 99)],
-                       vocabulary_titles=["Space Robot", "War Army"],
-                       max_tokens=50, sequence_length=4)
+    """Three items with a price (the third unknown) and tags."""
+    price = _price_encoder().prepare(tf.constant([np.nan, 2.0, 6.0, np.nan])).numpy()
+    tags = MultiCategoricalEncoder(["a", "b"], 2, name="tags")
+    rows = tags.prepare(tf.constant([["", ""], ["a", "b"], ["b", ""], ["z", ""]]))
+    return ItemCatalog(["10", "20", "30"], {"price": price, "tags": rows.numpy()})
 
 
 def test_catalog_rows(catalog):
@@ -48,39 +58,26 @@ def test_catalog_rows(catalog):
     assert catalog.size == 3
 
 
-def test_catalog_unknown_row_is_empty(catalog):
-    side = catalog(tf.constant(["nope", "30"]))
-    assert side["rows"].numpy().tolist() == [0, 3]
-    assert not side["title_tokens"][0].numpy().any()
-    assert not side["genres"][0].numpy().any()
-    # Out-of-range genre ids are dropped, valid ones one-hot encoded.
-    expected = np.zeros(F.NUM_GENRES, np.float32)
-    expected[18] = 1.0
-    np.testing.assert_array_equal(side["genres"][1].numpy(), expected)
-
-
-def test_catalog_vocabulary_comes_only_from_vocabulary_titles(catalog):
-    # Padding, OOV and the four words of the vocabulary titles.
-    assert catalog.text_vocabulary_size == 2 + 4
-    tokens = catalog(tf.constant(["10", "20", "30"]))["title_tokens"].numpy()
-    # "Love Kiss" is not in the vocabulary titles: both words are OOV (index 1).
-    assert tokens[1].tolist() == [1, 1, 0, 0]
-    # Known words get their own, distinct, non-OOV ids.
-    assert len(set(tokens[0][:2])) == 2 and min(tokens[0][:2]) >= 2
-    # "Space" is shared between items 10 and 30.
-    assert tokens[0][0] == tokens[2][2]
-    assert (tokens[2][:3] >= 2).all()
+def test_catalog_gathers_prepared_features_and_the_unknown_row(catalog):
+    side = catalog(tf.constant(["nope", "20", "30"]))
+    assert side["rows"].numpy().tolist() == [0, 2, 3]
+    # (z-score, missing): the unknown row and item 30 are missing, imputed z = 0.
+    np.testing.assert_allclose(side["price"].numpy(), [[0, 1], [2, 0], [0, 1]])
+    # Tags: padding 0, OOV 1, "a" 2, "b" 3.
+    assert side["tags"].numpy().tolist() == [[0, 0], [3, 0], [1, 0]]
 
 
 def test_catalog_misaligned_inputs_raise():
-    with pytest.raises(ValueError, match="align"):
-        ItemCatalog(["1", "2"], ["a"], [(), ()], vocabulary_titles=["a"])
+    with pytest.raises(ValueError, match="one row per item plus the unknown row"):
+        ItemCatalog(["1", "2"], {"price": np.zeros((2, 2))})
 
 
 # --- Towers -----------------------------------------------------------------------
 
 def test_candidate_tower_unique_path_matches_per_item_encoding(catalog):
-    tower = CandidateTower(["10", "30"], catalog, dim=6)
+    encoders = {"price": _price_encoder(),
+                "tags": MultiCategoricalEncoder(["a", "b"], 2, name="tags")}
+    tower = CandidateTower(["10", "30"], catalog, encoders, dim=6)
     ids = ["30", "10", "30", "30", "unknown", "10", "20"]
     batch = tower(tf.constant(ids)).numpy()
     single = np.concatenate([tower(tf.constant([i])).numpy() for i in ids])
@@ -93,8 +90,7 @@ def test_candidate_tower_unique_path_matches_per_item_encoding(catalog):
 def _identity_id_tower(catalog, unknown_item_embedding):
     """An id-only tower over ids "10", "30" whose output is its id vector:
     OOV row [9, 9], "10" -> [1, 0], "30" -> [0, 3]; identity projection."""
-    tower = CandidateTower(["10", "30"], catalog, dim=2, use_text=False,
-                           use_genres=False,
+    tower = CandidateTower(["10", "30"], catalog, {}, dim=2,
                            unknown_item_embedding=unknown_item_embedding)
     tower(tf.constant(["10"]))
     tower.id_embedding.set_weights([np.array([[9, 9], [1, 0], [0, 3]], np.float32)])
@@ -112,7 +108,7 @@ def test_unknown_items_get_the_mean_of_the_known_id_rows(catalog):
 
 
 def test_unknown_item_embedding_default_is_mean(catalog):
-    assert CandidateTower(["10"], catalog, dim=4).unknown_item_embedding == "mean"
+    assert CandidateTower(["10"], catalog, {}, dim=4).unknown_item_embedding == "mean"
     assert ModelConfig().unknown_item_embedding == "mean"
 
 
@@ -121,10 +117,9 @@ def test_item_id_dropout_embeds_items_as_unknown_only_in_training(
         unknown_item_embedding):
     n = 400
     ids = [str(i) for i in range(n)]
-    # No text, no genres: a dropped item's vector is exactly an unknown item's.
-    same_content = ItemCatalog(ids, ["x"] * n, [()] * n, vocabulary_titles=["x"])
-    tower = CandidateTower(ids, same_content, dim=4, use_text=False,
-                           use_genres=False, id_dropout=0.5,
+    # No item features: a dropped item's vector is exactly an unknown item's.
+    same_content = ItemCatalog(ids, {})
+    tower = CandidateTower(ids, same_content, {}, dim=4, id_dropout=0.5,
                            unknown_item_embedding=unknown_item_embedding)
     batch = tf.constant(ids + ids[:50])  # Repeats: an item is dropped as a whole.
     oov = tower(tf.constant(["not-an-item"])).numpy()[0]
@@ -142,9 +137,11 @@ def test_item_id_dropout_embeds_items_as_unknown_only_in_training(
 
 def test_candidate_tower_invalid_arguments_raise(catalog):
     with pytest.raises(ValueError, match="unknown_item_embedding='zero'"):
-        CandidateTower(["10"], catalog, dim=4, unknown_item_embedding="zero")
+        CandidateTower(["10"], catalog, {}, dim=4, unknown_item_embedding="zero")
     with pytest.raises(ValueError, match="id_dropout=1.0"):
-        CandidateTower(["10"], catalog, dim=4, id_dropout=1.0)
+        CandidateTower(["10"], catalog, {}, dim=4, id_dropout=1.0)
+    with pytest.raises(ValueError, match="no prepared values of features"):
+        CandidateTower(["10"], catalog, {"colour": _price_encoder()}, dim=4)
     with pytest.raises(ValueError, match="model.unknown_item_embedding"):
         apply_overrides(SMALL, ["model.unknown_item_embedding=zero"])
     with pytest.raises(ValueError, match="model.item_id_dropout"):
@@ -159,7 +156,13 @@ def _user_features(ids, ages, genders, occupations):
 
 
 def test_query_tower_unknown_ids_and_out_of_range_features():
-    tower = QueryTower(["u1", "u2"], F.USER_FEATURES, dim=8)
+    encoders = {
+        F.USER_AGE: CategoricalEncoder(as_strings(np.array([18.0, 25.0]), "float32"),
+                                       4, name="age"),
+        F.USER_GENDER: CategoricalEncoder(["false", "true"], 4, name="gender"),
+        F.USER_OCCUPATION: CategoricalEncoder([str(i) for i in range(22)], 4,
+                                              name="occupation")}
+    tower = QueryTower(encoders, dim=8, user_id=F.USER_ID, user_ids=["u1", "u2"])
     out = tower(_user_features(
         ["u1", "stranger", "other-stranger", "u1", "u1", "u1"],
         [25.0, 25.0, 25.0, 99.0, -3.0, 25.0],
@@ -174,6 +177,11 @@ def test_query_tower_unknown_ids_and_out_of_range_features():
     assert not np.allclose(out[0], out[3])
     # An out-of-range occupation does not fail and changes the output.
     assert not np.allclose(out[0], out[5])
+
+
+def test_query_tower_needs_some_input():
+    with pytest.raises(ValueError, match="needs a user id or at least one"):
+        QueryTower({}, dim=4)
 
 
 # --- Ranking network --------------------------------------------------------------
@@ -209,10 +217,10 @@ def test_invalid_task_type_raises():
 
 @pytest.fixture(scope="module")
 def small_model():
-    data = make_synthetic(SMALL.synthetic)
+    data = load_data(SMALL)
     parts = random_split(data.interactions, 0.2, 0.1, seed=0)
     model = build_model(SMALL, data, parts.train)
-    arrays = example_arrays(data, parts.train.iloc[:48])
+    arrays = example_arrays(data, parts.train.iloc[:48], SMALL.tasks)
     # Repeat some items so in-batch accidental hits occur.
     arrays = {k: np.concatenate([v, v[:8]]) for k, v in arrays.items()}
     features = {k: tf.constant(v) for k, v in arrays.items()}
@@ -224,8 +232,9 @@ def _with(model: MultiTaskRecommender, weights: dict, extra_negatives: int = 0):
     tasks = tuple(dataclasses.replace(t, weight=weights.get(t.name, 0.0))
                   for t in model.task_configs)
     return MultiTaskRecommender(
-        model.query_tower, model.candidate_tower, model.ranking_network, tasks,
-        model.catalog, temperature=TEMPERATURE, extra_negatives=extra_negatives)
+        model.schema, model.query_tower, model.candidate_tower,
+        model.ranking_network, tasks, model.catalog, temperature=TEMPERATURE,
+        extra_negatives=extra_negatives)
 
 
 def _hand_losses(model, features) -> dict[str, float]:
@@ -307,8 +316,9 @@ def test_logq_correction_subtracts_log_sampling_probability(small_model):
     tasks = tuple(dataclasses.replace(t, weight=float(t.name == "retrieval"))
                   for t in model.task_configs)
     corrected = MultiTaskRecommender(
-        model.query_tower, model.candidate_tower, model.ranking_network, tasks,
-        model.catalog, temperature=TEMPERATURE, logq_correction=True,
+        model.schema, model.query_tower, model.candidate_tower,
+        model.ranking_network, tasks, model.catalog, temperature=TEMPERATURE,
+        logq_correction=True,
         item_probabilities=probabilities.tolist())
     queries = model.user_embeddings(features).numpy()
     candidates = model.item_embeddings(features[F.ITEM_ID]).numpy()

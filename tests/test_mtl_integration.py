@@ -7,7 +7,7 @@ import mtl_tf  # noqa: F401
 import tensorflow as tf
 
 from mtl_tf import experiment
-from mtl_tf import features as F
+from mtl_tf.data import movielens_schema as F
 from mtl_tf.config import apply_overrides
 from mtl_tf.model.builder import build_model
 from test_end_to_end import serve_in_plain_tensorflow

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import mtl_tf  # noqa: F401
-from mtl_tf import features as F
+from mtl_tf.data import movielens_schema as F
 from mtl_tf.config import SyntheticConfig
 from mtl_tf.data.splits import random_split, split, temporal_split
 from mtl_tf.data.synthetic import make_synthetic
@@ -69,7 +69,8 @@ def test_random_split_is_the_design_recipe(interactions):
 
 
 def test_temporal_split_holds_out_each_users_latest(interactions):
-    parts = temporal_split(interactions, test_fraction=0.2, validation_fraction=0.1)
+    parts = temporal_split(interactions, test_fraction=0.2, validation_fraction=0.1,
+                           user_column=F.USER_ID, time_column=F.TIMESTAMP)
     assert sum(parts.sizes().values()) == len(interactions)
     assert _keys(parts.train) | _keys(parts.validation) | _keys(parts.test) == \
         _keys(interactions)
@@ -97,7 +98,8 @@ def test_temporal_split_keeps_small_users_in_train():
         F.RATING: np.float32([4, 3, 5, 2, 1]),
         F.TIMESTAMP: np.int64([5, 1, 30, 10, 20]),
     })
-    parts = temporal_split(frame, test_fraction=0.2, validation_fraction=0.1)
+    parts = temporal_split(frame, test_fraction=0.2, validation_fraction=0.1,
+                           user_column=F.USER_ID, time_column=F.TIMESTAMP)
     assert sorted(parts.train[F.USER_ID]) == ["a", "a", "b"]
     assert parts.train[parts.train[F.USER_ID] == "b"][F.ITEM_ID].tolist() == ["2"]
     assert parts.validation[F.ITEM_ID].tolist() == ["3"]
@@ -105,7 +107,7 @@ def test_temporal_split_keeps_small_users_in_train():
 
 
 def test_split_dispatch_and_error(interactions):
-    pd.testing.assert_frame_equal(split(interactions, "random", 0.2, 0.1, 5).test,
+    pd.testing.assert_frame_equal(split(interactions, F.MOVIELENS_SCHEMA, "random", 0.2, 0.1, 5).test,
                                   random_split(interactions, 0.2, 0.1, 5).test)
     with pytest.raises(ValueError, match="'chronological'"):
-        split(interactions, "chronological", 0.2, 0.1, 5)
+        split(interactions, F.MOVIELENS_SCHEMA, "chronological", 0.2, 0.1, 5)

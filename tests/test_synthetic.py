@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import mtl_tf  # noqa: F401
-from mtl_tf import features as F
+from mtl_tf.data import movielens_schema as F
 from mtl_tf.config import SyntheticConfig
 from mtl_tf.data import RecDataset
 from mtl_tf.data.synthetic import FILLER_WORDS, make_synthetic

@@ -18,7 +18,7 @@ import pytest
 import mtl_tf  # noqa: F401
 import tensorflow as tf
 
-from mtl_tf import features as F
+from mtl_tf.data import movielens_schema as F
 from mtl_tf import training
 from mtl_tf.config import (Config, ModelConfig, SyntheticConfig, TrainConfig,
                            apply_overrides)
@@ -64,7 +64,7 @@ def _model(small_data, *overrides: str, optimizer=None):
 
 def _dataset(small_data, batch_size: int = 64) -> tf.data.Dataset:
     data, train, _ = small_data
-    return make_dataset(example_arrays(data, train), batch_size)
+    return make_dataset(example_arrays(data, train, SMALL.tasks), batch_size)
 
 
 def _backbone_snapshot(model) -> dict[str, np.ndarray]:
@@ -106,12 +106,13 @@ def test_fine_tuning_trains_exactly_the_chosen_backbone_weights(small_data, mode
 def test_frozen_mode_keeps_no_backbone_in_the_model(small_data):
     model = _model(small_data, "model.text_encoder_mode=frozen")
     assert model.text_encoder_adapter is None and model.backbone_optimizer is None
-    cache = model.catalog.text_embeddings.numpy()
+    cache = model.catalog.prepared[F.ITEM_TITLE].numpy()
     assert cache.shape == (121, 8) and not cache[0].any()
-    assert model.catalog.text_token_ids is None
+    assert model.candidate_tower.title_encoder is None
     model.fit(_dataset(small_data).take(2), verbose=0)
     # The cache is a constant: frozen training cannot change a title vector.
-    np.testing.assert_array_equal(model.catalog.text_embeddings.numpy(), cache)
+    np.testing.assert_array_equal(model.catalog.prepared[F.ITEM_TITLE].numpy(),
+                                  cache)
     names = [v.name for v in model.trainable_variables]
     assert not any("transformer" in n or "token_embedding" in n for n in names)
 
@@ -225,9 +226,8 @@ def test_chunked_catalog_encoding_matches_one_pass(small_data):
     model = _model(small_data)
     title_encoder = model.candidate_tower.title_encoder
     catalog = model.catalog
-    tokens = {"token_ids": catalog.text_token_ids,
-              "padding_mask": catalog.text_padding_mask}
-    lengths = catalog.text_padding_mask.numpy().sum(1)
+    tokens = dict(catalog.prepared[F.ITEM_TITLE])
+    lengths = tokens["padding_mask"].numpy().sum(1)
     assert len(set(lengths)) > 2  # titles of several lengths get sorted
     one_pass = title_encoder.adapter(tokens, training=False).numpy()
     title_encoder.chunk_size = 7
@@ -245,7 +245,7 @@ def test_chunked_catalog_encoding_matches_one_pass(small_data):
     tower = model.candidate_tower
     side = catalog(tf.constant([UNKNOWN_ITEM_ID, catalog.item_ids[0]]))
     empty = dict(side, rows=tf.constant([0, 0], tf.int64),
-                 genres=tf.zeros_like(side["genres"]))
+                 **{F.ITEM_GENRES: tf.zeros_like(side[F.ITEM_GENRES])})
     rows = tower.id_lookup(tf.constant([UNKNOWN_ITEM_ID] * 2))
     unknown = tower.encode(rows, empty).numpy()
     np.testing.assert_allclose(unknown[0], unknown[1], atol=1e-6)
@@ -279,7 +279,7 @@ ITEM_ENCODER_SCRIPT = textwrap.dedent('''
         movie_genres=tf.constant(inputs["genres"]))
     no_genres = encoder.signatures["encode_items"](
         movie_title=tf.constant(inputs["titles"]),
-        movie_genres=tf.zeros([len(inputs["titles"]), 0], tf.int64))
+        movie_genres=tf.zeros([len(inputs["titles"]), 0], tf.string))
     np.savez(sys.argv[3], embedding=out["embedding"].numpy(),
              representation=out["representation"].numpy(),
              no_genres=no_genres["embedding"].numpy())
@@ -301,9 +301,9 @@ def test_item_encoder_export_matches_the_candidate_tower(tmp_path, small_data):
     warm = [i for i in items.index if i not in cold][:3]
     ids = cold[:3] + warm
     titles = items.loc[ids, F.ITEM_TITLE].astype(str).tolist()
-    genres = [list(g) for g in items.loc[ids, F.ITEM_GENRES]]
+    genres = [[str(g) for g in item] for item in items.loc[ids, F.ITEM_GENRES]]
     width = max(map(len, genres))
-    padded = np.array([g + [-1] * (width - len(g)) for g in genres], np.int64)
+    padded = np.array([g + [""] * (width - len(g)) for g in genres])
     np.savez(tmp_path / "inputs.npz", titles=np.array(titles), genres=padded)
     (tmp_path / "encode.py").write_text(ITEM_ENCODER_SCRIPT)
     env = {k: v for k, v in os.environ.items()
@@ -343,6 +343,6 @@ def test_catalog_text_tokens_need_one_row_per_item():
 
     tokens = {"token_ids": np.zeros((2, 4), np.int32),
               "padding_mask": np.zeros((2, 4), bool)}
-    with pytest.raises(ValueError, match=r"text_tokens needs one row per item"):
-        ItemCatalog(["1", "2"], ["a", "b"], [(), ()], ["a"], text_tokens=tokens)
+    with pytest.raises(ValueError, match=r"feature 'title' needs one row per item"):
+        ItemCatalog(["1", "2"], {"title": tokens})
 

@@ -36,29 +36,26 @@ def load_data(config: "Config") -> RecDataset:
         return load_files(config.schema, data.path, data.items_path,
                           data.users_path, labels=label_columns(config.tasks),
                           separator=data.separator, lenient=data.lenient)
-    from mtl_tf.data import movielens_schema
     if data.source == "synthetic":
         from mtl_tf.data.synthetic import make_synthetic
-        dataset = make_synthetic(config.synthetic)
+        dataset = make_synthetic(config.synthetic, data.like_threshold)
     elif data.source == "movielens":
         if not data.data_dir:
             raise ValueError("data.source='movielens' needs a directory: pass "
                              "--data-dir path/to/ml-100k (or ml-1m).")
         from mtl_tf.data.movielens import load_movielens_dir
-        dataset = load_movielens_dir(data.data_dir, lenient=data.lenient)
+        dataset = load_movielens_dir(data.data_dir, lenient=data.lenient,
+                                     like_threshold=data.like_threshold)
     elif data.source == "tfds":
         from mtl_tf.data.tfds_source import load_tfds
         dataset = load_tfds(data.tfds_name, data_dir=data.data_dir,
-                            lenient=data.lenient)
+                            lenient=data.lenient, like_threshold=data.like_threshold)
     else:
         raise ValueError(f"data.source must be one of synthetic, movielens, tfds, "
                          f"files. Received: {data.source!r}.")
-    interactions = movielens_schema.add_like_label(dataset.interactions,
-                                                   data.like_threshold)
     # The built-in sources hold every MovieLens column; the config's schema
     # picks which of them the model reads.
-    return dataclasses.replace(dataset, schema=config.schema,
-                               interactions=interactions)
+    return dataclasses.replace(dataset, schema=config.schema)
 
 
 __all__ = ["CleaningReport", "RecDataset", "load_data"]

@@ -63,7 +63,8 @@ def row_location(df: pd.DataFrame, position: int, source: str) -> str:
     """
     file = df[FILE_COLUMN].iloc[position] if FILE_COLUMN in df.columns else source
     if LINE_COLUMN in df.columns:
-        return f"{file}, line {int(df[LINE_COLUMN].iloc[position])}"
+        unit = "row" if str(file).endswith((".parquet", ".pq")) else "line"
+        return f"{file}, {unit} {int(df[LINE_COLUMN].iloc[position])}"
     return f"{file}, row {position + 1}"
 
 

@@ -90,7 +90,8 @@ def coerce_feature(frame: pd.DataFrame, feature: Feature, source: str,
     if feature.dtype == "int64":
         bad |= np.isnan(values) | (np.nan_to_num(values) % 1 != 0)
         bad = _fail(frame, bad, feature.name, "an integer", source, lenient)
-        return pd.Series(np.nan_to_num(values).astype(np.int64), index=series.index), bad
+        integers = np.nan_to_num(values).astype(np.int64)
+        return pd.Series(integers, index=series.index), bad
     bad |= np.isnan(values)
     bad = _fail(frame, bad, feature.name, "a number", source, lenient)
     return pd.Series(np.nan_to_num(values).astype(np.float32), index=series.index), bad

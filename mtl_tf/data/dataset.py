@@ -267,6 +267,9 @@ def _feature_tables(schema: Schema, has_items: bool, has_users: bool
 def _timestamps(frame: pd.DataFrame, column: str, source: str, lenient: bool):
     """Event times as int64 (numbers as they are, dates as Unix seconds)."""
     series = frame[column]
+    if series.dtype.kind == "M":  # datetime64 (Parquet, pandas): Unix seconds
+        seconds = series.astype("datetime64[s]").astype(np.int64)
+        return seconds, np.zeros(len(series), bool)
     numeric = pd.to_numeric(series, errors="coerce")
     if numeric.notna().all():
         return numeric.astype(np.int64), np.zeros(len(series), bool)

@@ -16,7 +16,8 @@ The format follows the extension; all but Parquet may also end in ``.gz``:
 
 JSON Lines and Parquet keep their native types (numbers, booleans, lists). A
 path may be a glob of shards (``logs/part-*.csv.gz``): they are read in sorted
-order, must have the same columns, and are concatenated. Every table gets the
+order, must have the same columns, and are concatenated (names starting with
+``_``, such as Spark's ``_SUCCESS``, are skipped). Every table gets the
 helper columns `_file` (the shard's path) and `_line` (the line in it: the
 header is line 1, so a CSV's first row is line 2; a JSON Lines file's first
 record is line 1; Parquet rows count from 1), which error messages point at.
@@ -182,9 +183,8 @@ def _read(path: str | os.PathLike, separator: str, what: str, lenient: bool,
         rows += len(frame)
     table = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     if not len(table):
-        detail = (f"all {malformed} data lines are malformed" if malformed
-                  else "it has a header but no data rows")
-        raise ValueError(f"{what} file {os.fspath(path)!r} holds no data: "
+        detail = f" (all {malformed} lines are malformed)" if malformed else ""
+        raise ValueError(f"{what} file {os.fspath(path)!r} holds no data rows"
                          f"{detail}. Point the path at the data.")
     return table, malformed
 
@@ -198,7 +198,9 @@ def _shards(path: str | os.PathLike, what: str) -> list[str]:
     text = os.fspath(path)
     expanded = os.path.expanduser(text)
     if _has_magic(expanded):
-        shards = sorted(p for p in glob.glob(expanded) if os.path.isfile(p))
+        # Names starting with "_" are markers (Spark's _SUCCESS), not shards.
+        shards = sorted(p for p in glob.glob(expanded) if os.path.isfile(p)
+                        and not os.path.basename(p).startswith("_"))
         if shards:
             return shards
         raise _not_found(text, expanded, what, "no file matches this glob")

@@ -117,7 +117,8 @@ def detect_layout(path: str | os.PathLike) -> str:
         f"pointing to an extracted ml-100k or ml-1m folder.{hint}")
 
 
-def load_movielens_dir(path: str | os.PathLike, *, lenient: bool = False) -> RecDataset:
+def load_movielens_dir(path: str | os.PathLike, *, lenient: bool = False,
+                       like_threshold: float = 4.0) -> RecDataset:
     """Reads an extracted ml-100k or ml-1m folder in the TFDS movielens schema.
 
     Example:
@@ -130,6 +131,7 @@ def load_movielens_dir(path: str | os.PathLike, *, lenient: bool = False) -> Rec
             `ratings.dat`/`movies.dat`/`users.dat` (ml-1m); the layout is detected.
         lenient: skip and count malformed lines, bad ratings and unknown ids in the
             dataset's `report` instead of raising.
+        like_threshold: the `like` label is rating >= this.
 
     Returns:
         A `RecDataset` named after the layout; `report.rows_read` counts the
@@ -159,6 +161,7 @@ def load_movielens_dir(path: str | os.PathLike, *, lenient: bool = False) -> Rec
         frame, items, users, report, lenient, source=str(ratings_file))
     interactions = clean_interactions(
         interactions, report, lenient=lenient, source=str(ratings_file))
+    interactions = F.add_like_label(interactions, like_threshold)
     return RecDataset(F.MOVIELENS_SCHEMA, interactions, items, users, name=layout,
                       report=report)
 

@@ -19,6 +19,7 @@ import tensorflow as tf
 from mtl_tf.data.cleaning import LENIENT_HINT, row_location
 from mtl_tf.data.dataset import CleaningReport, RecDataset
 from mtl_tf.schema import Schema
+from mtl_tf.schema.fitted import Preprocessing, fit_preprocessing
 from mtl_tf.task_config import TaskConfig, label_columns
 
 
@@ -91,15 +92,35 @@ def check_labels(frame: pd.DataFrame, tasks: Sequence[TaskConfig], source: str, 
             if not lenient:
                 pos = int(np.argmax(bad))
                 column = task.sample_weight if "weight" in problem else task.label
+                received = frame[column].iloc[pos]
+                received = received.item() if hasattr(received, "item") else received
                 raise ValueError(
                     f"{row_location(frame, pos, source)}: column {column!r} "
                     f"(tasks.{task.name}) {problem}: received "
-                    f"{frame[column].iloc[pos]!r}; expected {expected}. Fix the "
+                    f"{received!r}; expected {expected}. Fix the "
                     f"row, restrict the task with `where`, or {LENIENT_HINT}.")
             if report is not None:
                 setattr(report, counter, getattr(report, counter) + int(bad.sum()))
             drop |= bad
     return ~drop
+
+
+def fit_on_training(data: RecDataset, train: pd.DataFrame,
+                    tasks: Sequence[TaskConfig]) -> Preprocessing:
+    """Fits the schema's preprocessing on the training split: user and context
+    features on its rows, item features on its items only."""
+    joined = data.joined(train)
+    values = {}
+    for feature in data.schema.features:
+        if feature.side == "item" and feature.kind != "id":
+            train_items = set(train[data.schema.item_id.name].astype(str))
+            rows = np.isin(data.item_ids, list(train_items))
+            values[feature.name] = data.items[feature.name].to_numpy()[rows]
+        else:
+            values[feature.name] = joined[feature.name].to_numpy()
+    lists = {task.label: list(raw_arrays(data, train, [task])[task.label])
+             for task in tasks if task.type == "multilabel"}
+    return fit_preprocessing(data.schema, values, lists)
 
 
 def pad_lists(values: Sequence, width: int | None = None) -> np.ndarray:
@@ -246,3 +267,13 @@ def _tensor_ready(values: np.ndarray) -> np.ndarray:
     if values.dtype == object:
         return values.astype(str)
     return values
+
+
+def example_arrays(data: RecDataset, frame: pd.DataFrame,
+                   tasks: Sequence[TaskConfig],
+                   label_vocabularies: Mapping[str, Sequence[str]] | None = None
+                   ) -> dict[str, np.ndarray]:
+    """Model inputs, labels and task weights of `frame` (no sampled impressions):
+    `raw_arrays` then `finish_arrays`."""
+    return finish_arrays(raw_arrays(data, frame, tasks), tasks,
+                         label_vocabularies or {})

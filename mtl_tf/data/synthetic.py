@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mtl_tf.data import movielens_schema as F
 from mtl_tf.config import SyntheticConfig
+from mtl_tf.data import movielens_schema as F
 from mtl_tf.data.dataset import CleaningReport, RecDataset
 
 # Topic words (real English, so pretrained text encoders have something to work with)
@@ -36,8 +36,11 @@ FILLER_WORDS = ("the", "return", "night", "last", "secret", "city", "of", "story
 
 
 
-def make_synthetic(config: SyntheticConfig = SyntheticConfig()) -> RecDataset:
+def make_synthetic(config: SyntheticConfig = SyntheticConfig(),
+                   like_threshold: float = 4.0) -> RecDataset:
     """Generates a RecDataset; the same `config` (incl. seed) gives the same data.
+
+    Interactions carry the `like` label (rating >= `like_threshold`).
 
     Example:
         >>> data = make_synthetic(SyntheticConfig(num_users=50, num_items=40))
@@ -106,6 +109,7 @@ def make_synthetic(config: SyntheticConfig = SyntheticConfig()) -> RecDataset:
         F.RATING: ratings,
         F.TIMESTAMP: timestamps.astype(np.int64),
     })
+    interactions = F.add_like_label(interactions, like_threshold)
     report = CleaningReport(rows_read=len(interactions), rows_kept=len(interactions))
     return RecDataset(F.MOVIELENS_SCHEMA, interactions, items, users,
                       name="synthetic", report=report)

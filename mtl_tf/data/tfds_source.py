@@ -31,6 +31,7 @@ def load_tfds(
     *,
     data_dir: str | None = None,
     lenient: bool = False,
+    like_threshold: float = 4.0,
 ) -> RecDataset:
     """Loads the "train" split of a TFDS movielens ratings config.
 
@@ -73,7 +74,8 @@ def load_tfds(
             "without internet use `--data synthetic`, or download and extract "
             "ml-100k / ml-1m yourself and use `--data movielens --data-dir "
             "path/to/ml-100k`.") from err
-    return examples_to_dataset(examples, name, lenient=lenient)
+    return examples_to_dataset(examples, name, lenient=lenient,
+                               like_threshold=like_threshold)
 
 
 def dataset_to_numpy(ds) -> dict[str, np.ndarray]:
@@ -112,6 +114,7 @@ def examples_to_dataset(
     name: str,
     *,
     lenient: bool = False,
+    like_threshold: float = 4.0,
 ) -> RecDataset:
     """Splits denormalized TFDS movielens examples into interactions, items, users.
 
@@ -175,5 +178,6 @@ def examples_to_dataset(
 
     report = CleaningReport(rows_read=n)
     interactions = clean_interactions(rows, report, lenient=lenient, source=name)
+    interactions = F.add_like_label(interactions, like_threshold)
     return RecDataset(F.MOVIELENS_SCHEMA, interactions,
                       items.reset_index(drop=True), users, name=name, report=report)

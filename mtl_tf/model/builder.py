@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from mtl_tf.config import Config, ModelConfig
 from mtl_tf.data.dataset import RecDataset
-from mtl_tf.data.pipeline import pad_lists
+from mtl_tf.data.pipeline import fit_on_training, pad_lists
 from mtl_tf.model.catalog import ItemCatalog
 from mtl_tf.model.encoders import build_encoder
 from mtl_tf.model.history import UserHistory
@@ -96,8 +96,11 @@ def fine_tuned_title_encoder(titles: list[str], model: ModelConfig, seed: int = 
 
 
 def build_model(config: Config, data: RecDataset, train: pd.DataFrame,
-                preprocessing: Preprocessing) -> MultiTaskRecommender:
+                preprocessing: Preprocessing | None = None) -> MultiTaskRecommender:
     """Creates the model; vocabularies and statistics come from `train` only.
+
+    `preprocessing` is the state fitted on `train` (`pipeline.fit_on_training`,
+    which runs here when it is not given).
 
     Every item of `data.items` is in the catalog (its features are side
     information), but only items with training interactions get their own id
@@ -106,6 +109,8 @@ def build_model(config: Config, data: RecDataset, train: pd.DataFrame,
     """
     tf.keras.utils.set_random_seed(config.train.seed)
     schema, model_config = data.schema, config.model
+    if preprocessing is None:
+        preprocessing = fit_on_training(data, train, config.tasks)
     dim = model_config.embedding_dim
     joined_train = data.joined(train)
     query_encoders = {

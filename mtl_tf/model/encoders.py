@@ -95,8 +95,11 @@ class MultiCategoricalEncoder(tf.keras.layers.Layer):
                 vocabulary=list(vocabulary), mask_token="", num_oov_indices=1,
                 name="lookup")
             rows = len(vocabulary) + 2
-        self.embedding = tf.keras.layers.Embedding(rows, output_dim,
-                                                   name="embedding")
+        # Glorot, as a Dense layer over the normalised multi-hot would start:
+        # the mean of a few small uniform rows would start near zero.
+        self.embedding = tf.keras.layers.Embedding(
+            rows, output_dim, embeddings_initializer="glorot_uniform",
+            name="embedding")
 
     def prepare(self, values: tf.Tensor) -> tf.Tensor:
         values = tf.convert_to_tensor(values)
@@ -168,10 +171,14 @@ class BagOfWordsEncoder(tf.keras.layers.Layer):
                  sequence_length: int = 12, **kwargs):
         super().__init__(**kwargs)
         self.output_dim = output_dim
+        learner = tf.keras.layers.TextVectorization(max_tokens=max_tokens)
+        learner.adapt(np.asarray(list(texts) or [""], dtype=object))
+        # A fixed vocabulary (not an adapted layer) keeps the lookup a static
+        # table: no vocabulary "weight" among the model's variables.
         self.vectorizer = tf.keras.layers.TextVectorization(
             max_tokens=max_tokens, output_mode="int",
-            output_sequence_length=sequence_length, name="vectorizer")
-        self.vectorizer.adapt(np.asarray(list(texts) or [""], dtype=object))
+            output_sequence_length=sequence_length,
+            vocabulary=learner.get_vocabulary()[2:], name="vectorizer")
         self.embedding = tf.keras.layers.Embedding(
             self.vectorizer.vocabulary_size(), output_dim, name="embedding")
 

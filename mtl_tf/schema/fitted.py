@@ -57,8 +57,8 @@ class Preprocessing:
         return self.features[name]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"features": {n: dataclasses.asdict(s) for n, s in self.features.items()},
-                "label_vocabularies": self.label_vocabularies}
+        features = {n: dataclasses.asdict(s) for n, s in self.features.items()}
+        return {"features": features, "label_vocabularies": self.label_vocabularies}
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "Preprocessing":
