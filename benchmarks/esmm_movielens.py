@@ -38,8 +38,8 @@ from reporting import write_csv
 
 import mtl_tf  # noqa: F401
 from mtl_tf import evaluation, scoring
-from mtl_tf import features as F
 from mtl_tf.config import apply_overrides, get_preset
+from mtl_tf.data import movielens_schema as F
 from mtl_tf.evaluation import format_table
 from mtl_tf.experiment import prepare_data, run
 

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 
 import mtl_tf  # noqa: F401
-from mtl_tf import features as F
 from mtl_tf import scoring
 from mtl_tf.baselines import BiasBaseline, PopularityBaseline
 from mtl_tf.config import apply_overrides, get_preset
+from mtl_tf.data import movielens_schema as F
 from mtl_tf.evaluation import format_table, rmse, roc_auc
 from mtl_tf.experiment import prepare_data, run
 

@@ -30,12 +30,18 @@ from pathlib import Path
 
 from reporting import write_csv
 
+from mtl_tf.data.movielens_schema import ITEM_GENRES, MOVIELENS_SCHEMA
+
 FINE_TUNE_EPOCHS = 2
 FROZEN = ["model.text_encoder=minilm"]
+# The id-only item tower reads no item feature: no text encoder, and a schema
+# without the genres (`--set schema.features=[...]`).
+WITHOUT_GENRES = "schema.features=" + json.dumps(
+    [f.to_dict() for f in MOVIELENS_SCHEMA.without([ITEM_GENRES]).features])
 # Each variant is a list of training stages (config overrides); a later stage
 # starts from the weights of the one before it.
 VARIANTS = {
-    "id only": [["model.text_encoder=none", "model.item_genres=false"]],
+    "id only": [["model.text_encoder=none", WITHOUT_GENRES]],
     "bag of words": [["model.text_encoder=bow"]],
     "MiniLM frozen": [FROZEN],
     "MiniLM fine-tuned": [FROZEN, FROZEN + [

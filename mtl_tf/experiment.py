@@ -21,6 +21,8 @@ from mtl_tf.data.pipeline import (
     fit_on_training,
     make_dataset,
     raw_arrays,
+    retrieval_positives,
+    task_weight_key,
 )
 from mtl_tf.data.splits import Splits, split
 from mtl_tf.schema.fitted import Preprocessing
@@ -40,19 +42,9 @@ class PreparedData:
     preprocessing: Preprocessing
     tasks: tuple[TaskConfig, ...] = ()
 
-    @property
-    def retrieval_task(self) -> TaskConfig | None:
-        return next((t for t in self.tasks if t.type == "retrieval"), None)
-
     def positives(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The rows of `frame` that are retrieval positives (its `where`)."""
-        task = self.retrieval_task
-        if task is None or not task.where:
-            return frame
-        condition = task.condition
-        rows = condition.evaluate({c: frame[c].to_numpy() for c in condition.columns},
-                                  len(frame))
-        return frame[rows].reset_index(drop=True)
+        return retrieval_positives(frame, self.tasks)
 
     @property
     def seen(self) -> pd.DataFrame:
@@ -71,6 +63,11 @@ def prepare_data(config: Config, data: RecDataset | None = None) -> PreparedData
             that matches no training row, or a column the tasks read missing.
     """
     data = data if data is not None else load_data(config)
+    if data.schema != config.schema:
+        raise ValueError(
+            f"prepare_data: data {data.name!r} has another schema than the config; "
+            "build the config with the data's schema, e.g. "
+            "Config(schema=data.schema, tasks=...).")
     schema, tasks = data.schema, config.tasks
     impression_label = config.data.impression_label
     if config.data.impression_negatives:
@@ -159,6 +156,12 @@ def run(config: Config, run_dir: str | Path, *, export: bool = True,
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(run_dir / "config.json", config.to_dict())
     prepared = prepared or prepare_data(config)
+    unprepared = [t.name for t in config.tasks
+                  if task_weight_key(t) not in prepared.arrays["train"]]
+    if prepared.data.schema != config.schema or unprepared:
+        raise ValueError("run: `prepared` was made for another schema than "
+                         f"`config`, or without the tasks {unprepared}; prepare "
+                         "it with experiment.prepare_data(config).")
     write_json_atomic(run_dir / "preprocessing.json",
                       prepared.preprocessing.to_dict())
     if verbose:

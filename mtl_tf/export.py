@@ -205,7 +205,8 @@ def _schema_document(schema: Schema, model_name: str, with_retrieval: bool,
     return {"schema": schema.to_dict(), "signatures": signatures,
             "rest_url": url, "rest_examples": {name: rest(name) for name in signatures},
             "notes": ["Unknown categorical values and ids map to OOV rows; send "
-                      "NaN (or null) for a missing number, it is imputed.",
+                      "NaN for a missing number (TF Serving's JSON accepts the "
+                      "NaN literal), it is imputed.",
                       "List features are [batch, n] strings padded with \"\"."]}
 
 

@@ -4,8 +4,8 @@ import dataclasses
 
 import mtl_tf  # noqa: F401
 from mtl_tf import experiment
-from mtl_tf.data import movielens_schema as F
 from mtl_tf.config import apply_overrides
+from mtl_tf.data import movielens_schema as F
 from mtl_tf.data.splits import cold_item_split
 
 

@@ -88,7 +88,9 @@ def test_ml100k_interactions(tmp_path):
     data = load_movielens_dir(write_ml100k(tmp_path / "ml"))
     assert data.name == "ml-100k"
     rows = data.interactions
-    assert list(rows.columns) == ["user_id", "movie_id", "user_rating", "timestamp"]
+    assert list(rows.columns) == ["user_id", "movie_id", "user_rating", "timestamp",
+                                  "like"]
+    assert rows["like"].tolist() == [1.0, 0.0, 1.0, 0.0, 0.0]  # rating >= 4
     assert rows["user_id"].tolist() == ["1", "2", "1", "3", "4"]
     assert rows["movie_id"].tolist() == ["1", "1", "2", "3", "2"]
     assert rows["user_rating"].tolist() == [5.0, 3.0, 4.0, 1.0, 2.0]

@@ -11,8 +11,8 @@ from test_end_to_end import serve_in_plain_tensorflow
 
 import mtl_tf  # noqa: F401
 from mtl_tf import evaluation, experiment, scoring
-from mtl_tf.data import movielens_schema as F
 from mtl_tf.config import Config, DataConfig, apply_overrides, get_preset
+from mtl_tf.data import movielens_schema as F
 from mtl_tf.data.pipeline import add_impression_negatives
 from mtl_tf.model.ranking import build_ranking_network
 from mtl_tf.task_config import TaskConfig, task_order

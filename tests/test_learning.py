@@ -17,9 +17,9 @@ import pytest
 
 import mtl_tf  # noqa: F401
 from mtl_tf import evaluation, experiment, scoring
-from mtl_tf.data import movielens_schema as F
 from mtl_tf.baselines import PopularityBaseline
 from mtl_tf.config import apply_overrides
+from mtl_tf.data import movielens_schema as F
 
 HIT_RATE_10_MARGIN = 0.005
 HIT_RATE_100_MARGIN = 0.03

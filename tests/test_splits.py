@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 import mtl_tf  # noqa: F401
-from mtl_tf.data import movielens_schema as F
 from mtl_tf.config import SyntheticConfig
+from mtl_tf.data import movielens_schema as F
 from mtl_tf.data.splits import random_split, split, temporal_split
 from mtl_tf.data.synthetic import make_synthetic
 
@@ -107,7 +107,11 @@ def test_temporal_split_keeps_small_users_in_train():
 
 
 def test_split_dispatch_and_error(interactions):
-    pd.testing.assert_frame_equal(split(interactions, F.MOVIELENS_SCHEMA, "random", 0.2, 0.1, 5).test,
+    dispatched = split(interactions, F.MOVIELENS_SCHEMA, "random", 0.2, 0.1, 5)
+    pd.testing.assert_frame_equal(dispatched.test,
                                   random_split(interactions, 0.2, 0.1, 5).test)
+    without_time = F.MOVIELENS_SCHEMA.__class__(F.MOVIELENS_SCHEMA.features)
+    with pytest.raises(ValueError, match="needs schema.timestamp and a user id"):
+        split(interactions, without_time, "temporal", 0.2, 0.1, 5)
     with pytest.raises(ValueError, match="'chronological'"):
         split(interactions, F.MOVIELENS_SCHEMA, "chronological", 0.2, 0.1, 5)

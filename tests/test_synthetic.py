@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 import mtl_tf  # noqa: F401
-from mtl_tf.data import movielens_schema as F
 from mtl_tf.config import SyntheticConfig
 from mtl_tf.data import RecDataset
+from mtl_tf.data import movielens_schema as F
 from mtl_tf.data.synthetic import FILLER_WORDS, make_synthetic
 
 SMALL = SyntheticConfig(num_users=120, num_items=90, interactions_per_user=20)
@@ -42,7 +42,8 @@ def test_different_seed_different_data(small):
 def test_schema_and_dtypes(small):
     assert small.num_users == SMALL.num_users
     assert small.num_items == SMALL.num_items
-    assert list(small.interactions.columns) == list(F.INTERACTION_COLUMNS)
+    assert list(small.interactions.columns) == list(F.INTERACTION_COLUMNS) + [F.LIKE]
+    assert small.schema == F.MOVIELENS_SCHEMA
     assert set(F.ITEM_COLUMNS) <= set(small.items.columns)
     assert set(F.USER_COLUMNS) <= set(small.users.columns)
 

@@ -123,6 +123,17 @@ def fit_on_training(data: RecDataset, train: pd.DataFrame,
     return fit_preprocessing(data.schema, values, lists)
 
 
+def retrieval_positives(frame: pd.DataFrame, tasks: Sequence[TaskConfig]
+                        ) -> pd.DataFrame:
+    """The rows of `frame` the retrieval task's `where` selects (every row
+    without one, or without a retrieval task): they make the users' histories,
+    the item popularity of the log-Q correction and the hit-rate targets."""
+    task = next((t for t in tasks if t.type == "retrieval"), None)
+    if task is None or not task.where:
+        return frame
+    return frame[task.condition.rows(frame)].reset_index(drop=True)
+
+
 def pad_lists(values: Sequence, width: int | None = None) -> np.ndarray:
     """Rows of string lists as a [n, width] string array padded with ""."""
     width = max([len(v) for v in values] + [1]) if width is None else width

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from mtl_tf.config import Config, ModelConfig
 from mtl_tf.data.dataset import RecDataset
-from mtl_tf.data.pipeline import fit_on_training, pad_lists
+from mtl_tf.data.pipeline import fit_on_training, pad_lists, retrieval_positives
 from mtl_tf.model.catalog import ItemCatalog
 from mtl_tf.model.encoders import build_encoder
 from mtl_tf.model.history import UserHistory
@@ -127,7 +127,7 @@ def build_model(config: Config, data: RecDataset, train: pd.DataFrame,
         user_ids=preprocessing[user_id.name].vocabulary if user_id else (),
         num_oov_buckets=model_config.num_oov_buckets, name="query_tower")
     candidate_tower = catalog = None
-    positives = _retrieval_positives(config, train)
+    positives = retrieval_positives(train, config.tasks)
     if schema.item_id is not None:
         catalog, candidate_tower = _item_side(config, data, train, preprocessing)
         if model_config.user_history and user_id is not None:
@@ -143,8 +143,7 @@ def build_model(config: Config, data: RecDataset, train: pd.DataFrame,
     initial_biases = {}
     for task in config.tasks:
         if task.type == "regression":
-            rows = task.condition.evaluate(
-                {c: train[c].to_numpy() for c in task.condition.columns}, len(train))
+            rows = task.condition.rows(train)
             labels = train[task.label].to_numpy(np.float64)[rows]
             if len(labels):
                 initial_biases[task.name] = float(np.nanmean(labels))
@@ -175,18 +174,6 @@ def build_model(config: Config, data: RecDataset, train: pd.DataFrame,
         logq_correction=model_config.logq_correction,
         item_probabilities=probabilities, weighting=weighting,
         pcgrad=loss.pcgrad, clip_norm=loss.clip_norm)
-
-
-def _retrieval_positives(config: Config, train: pd.DataFrame) -> pd.DataFrame:
-    """Training rows that are retrieval positives (all rows without retrieval):
-    they define item popularity and the users' histories."""
-    retrieval = next((t for t in config.tasks if t.type == "retrieval"), None)
-    if retrieval is None or not retrieval.where:
-        return train
-    condition = retrieval.condition
-    rows = condition.evaluate({c: train[c].to_numpy() for c in condition.columns},
-                              len(train))
-    return train[rows]
 
 
 def _item_side(config: Config, data: RecDataset, train: pd.DataFrame,

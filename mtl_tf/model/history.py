@@ -11,9 +11,12 @@ class UserHistory(tf.keras.layers.Layer):
 
     The implicit-feedback term of SVD++ (Koren, "Factorization meets the
     neighborhood", KDD 2008): |N(u)|^-1/2 * sum_{j in N(u)} y_j. All users' terms are
-    one sparse-dense matmul per step, then gathered for the batch. During training
-    the example's own item is subtracted from its user's sum (leave-one-out), so the
-    model cannot learn to retrieve an item from the history that contains it.
+    one sparse-dense matmul per step, then gathered for the batch. The history holds
+    the training split's retrieval positives. During training a positive
+    example's own item is subtracted from its user's sum (leave-one-out), so the
+    model cannot learn to retrieve an item from the history that contains it;
+    impressions without the positive label are not in the history, so nothing is
+    subtracted for them.
 
     Args:
         user_rows: user vocabulary rows of the training interactions.
@@ -41,11 +44,17 @@ class UserHistory(tf.keras.layers.Layer):
             initializer=tf.keras.initializers.RandomNormal(stddev=0.01))
         super().build(input_shape)
 
-    def call(self, user_rows: tf.Tensor, target_item_rows: tf.Tensor | None = None
-             ) -> tf.Tensor:
+    def call(self, user_rows: tf.Tensor, target_item_rows: tf.Tensor | None = None,
+             target_in_history: tf.Tensor | None = None) -> tf.Tensor:
+        """History terms of `user_rows`; each row's `target_item_rows` item is
+        subtracted where `target_in_history` (default: every row) says the
+        example is one of the history's own interactions."""
         every_user = tf.sparse.sparse_dense_matmul(self.matrix, self.item_embeddings)
         history = tf.gather(every_user, user_rows)
         if target_item_rows is not None:
             own = tf.gather(self.item_embeddings, target_item_rows)
-            history -= own * tf.gather(self.scale, user_rows)[:, None]
+            scale = tf.gather(self.scale, user_rows)
+            if target_in_history is not None:
+                scale *= tf.cast(target_in_history, scale.dtype)
+            history -= own * scale[:, None]
         return history

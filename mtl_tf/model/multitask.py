@@ -230,9 +230,14 @@ class MultiTaskRecommender(tfrs.models.Model):
         a mean over the task's own rows, whatever their share of the batch.
         """
         item_ids = as_string(features[self.item_key]) if self.item_key else None
-        # Training examples are in their user's history: leave them out of it.
+        # Training positives are in their user's history: leave them out of it.
+        in_history = None
+        if self.retrieval_task is not None:
+            retrieval = next(t for t in self.task_configs if t.type == "retrieval")
+            in_history = features[task_weight_key(retrieval)] > 0
         user = self.query_tower(features,
-                                target_item_ids=item_ids if training else None)
+                                target_item_ids=item_ids if training else None,
+                                target_in_history=in_history)
         negative_rows = negatives = item = None
         if (training and self.extra_negatives > 0
                 and self.retrieval_task is not None):

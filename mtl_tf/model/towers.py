@@ -67,9 +67,10 @@ class QueryTower(tf.keras.layers.Layer):
         self.item_lookup = item_lookup
 
     def call(self, features: dict[str, tf.Tensor],
-             target_item_ids: tf.Tensor | None = None) -> tf.Tensor:
+             target_item_ids: tf.Tensor | None = None,
+             target_in_history: tf.Tensor | None = None) -> tf.Tensor:
         """Query representation; `target_item_ids` (training only) are left out
-        of the user's history term."""
+        of the user's history term on the rows `target_in_history` marks."""
         parts = []
         if self.user_id:
             user_rows = self.id_lookup(as_string(features[self.user_id]))
@@ -77,7 +78,8 @@ class QueryTower(tf.keras.layers.Layer):
             if self.history is not None:
                 target_rows = (None if target_item_ids is None
                                else self.item_lookup(target_item_ids))
-                parts.append(self.history(user_rows, target_rows))
+                parts.append(self.history(user_rows, target_rows,
+                                          target_in_history))
         for name, encoder in self.encoders.items():
             parts.append(encoder(features[name]))
         return self.projection(tf.concat(parts, axis=-1))

@@ -30,6 +30,11 @@ class Condition:
     def columns(self) -> list[str]:
         return [column for column, _, _ in self.terms]
 
+    def rows(self, frame) -> np.ndarray:
+        """`evaluate` on the columns of a pandas DataFrame."""
+        return self.evaluate({c: frame[c].to_numpy() for c in self.columns},
+                             len(frame))
+
     def evaluate(self, columns: dict[str, np.ndarray], size: int) -> np.ndarray:
         """Boolean mask of the rows where the condition holds (NaN fails it)."""
         mask = np.ones(size, bool)
