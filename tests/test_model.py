@@ -11,7 +11,7 @@ import tensorflow as tf
 from mtl_tf.data import movielens_schema as F
 from mtl_tf.config import (Config, ModelConfig, SyntheticConfig, TaskConfig,
                            TrainConfig, apply_overrides)
-from mtl_tf.data.pipeline import example_arrays
+from mtl_tf.data.pipeline import example_arrays, finish_arrays
 from mtl_tf.data.splits import random_split
 from mtl_tf.data import load_data
 from mtl_tf.model.builder import build_model
@@ -327,3 +327,37 @@ def test_logq_correction_subtracts_log_sampling_probability(small_model):
     assert loss == pytest.approx(_softmax_loss(logits, rows), rel=1e-4)
     assert loss != pytest.approx(float(_with(model, {"retrieval": 1.0})
                                        .compute_loss(features)), rel=1e-3)
+
+
+def test_task_weights_mask_rows_and_weigh_them(small_model):
+    """A task's loss is the weighted mean over its rows: rows of weight 0 (outside
+    its `where`) drop out; a `sample_weight` scales the rest, by hand."""
+    model, features = small_model
+    outputs = model(features, training=False)
+    rating = features[F.RATING].numpy()
+    squared = (outputs["rating"].numpy() - rating) ** 2
+    weights = np.where(rating >= 3, 1.0 + (rating == 5), 0.0).astype(np.float32)
+    weighted = dict(features, **{"rating/weight": tf.constant(weights)})
+    loss = float(_with(model, {"rating": 1.0}).compute_loss(weighted))
+    kept = weights > 0
+    # Keras divides the weighted sum by the number of kept rows.
+    assert loss == pytest.approx(float((weights[kept] * squared[kept]).sum()
+                                       / kept.sum()), rel=1e-4)
+    assert 0 < kept.sum() < len(kept)
+
+
+def test_finish_arrays_builds_task_weights_and_multi_hot_labels():
+    tasks = (TaskConfig("click", "binary", label="click"),
+             TaskConfig("buy", "binary", label="buy", where="click == 1",
+                        sample_weight="value"),
+             TaskConfig("tags", "multilabel", label="tags"))
+    tags = np.empty(3, dtype=object)
+    tags[:] = [("a", "b"), (), ("zz",)]
+    arrays = {"click": np.array([1, 0, 1], np.float32),
+              "buy": np.array([1, np.nan, 0], np.float32),
+              "value": np.array([2.0, 5.0, 0.5], np.float32), "tags": tags}
+    out = finish_arrays(arrays, tasks, {"tags": ["a", "b"]})
+    assert out["click/weight"].tolist() == [1, 1, 1]
+    assert out["buy/weight"].tolist() == [2.0, 0.0, 0.5]
+    assert out["buy"].tolist() == [1, 0, 0]  # NaN outside the task's rows -> 0
+    assert out["tags"].tolist() == [[1, 1], [0, 0], [0, 0]]

@@ -281,3 +281,22 @@ def test_a_nan_label_counts_only_where_the_task_trains():
         check_labels(data.joined(), SHOP_TASKS, "shop")
     keep = check_labels(data.joined(), SHOP_TASKS, "shop", lenient=True)
     assert keep.tolist() == [False, True, True, True]
+
+
+def test_timestamps_read_numbers_and_dates_as_unix_seconds():
+    dates = _log(ts=["2024-01-01", "2024-01-02T00:00:00", "2024-01-03", "2024-01-04"])
+    data = RecDataset.from_frames(SHOP, dates, labels=LABELS)
+    assert data.interactions["ts"].tolist() == [1704067200 + 86400 * i
+                                                for i in range(4)]
+    with pytest.raises(ValueError, match="row 2: column 'ts': cannot parse 'soon'; "
+                                         "expected a number or a date"):
+        RecDataset.from_frames(SHOP, _log(ts=[1, "soon", 3, 4]), labels=LABELS)
+
+
+def test_a_list_label_may_live_in_the_item_table():
+    items = pd.DataFrame({"item": ["x", "y"], "price": [1.0, 2.0],
+                          "tags": ["a", "b"], "colours": ["red|blue", "red"]})
+    data = RecDataset.from_frames(SHOP, _log().drop(columns=["price", "tags"]),
+                                  items, labels={**LABELS, "colours": "list"})
+    assert data.items.set_index("item").loc["x", "colours"] == ("red", "blue")
+    assert data.joined()["colours"].tolist()[:2] == [("red", "blue"), ("red",)]

@@ -57,6 +57,25 @@ def to_float(frame: pd.DataFrame, column: str, source: str, lenient: bool
                          lenient)
 
 
+def to_timestamps(frame: pd.DataFrame, column: str, source: str, lenient: bool
+                  ) -> tuple[pd.Series, np.ndarray]:
+    """Event times as int64: numbers as they are, dates as Unix seconds; and
+    the mask of unparseable rows."""
+    series = frame[column]
+    if series.dtype.kind == "M":  # datetime64 (Parquet, pandas)
+        seconds = series.astype("datetime64[s]").astype(np.int64)
+        return seconds, np.zeros(len(series), bool)
+    numeric = pd.to_numeric(series, errors="coerce")
+    if numeric.notna().all():
+        return numeric.astype(np.int64), np.zeros(len(series), bool)
+    dates = pd.to_datetime(series, errors="coerce", utc=True, format="mixed")
+    bad = _fail(frame, dates.isna().to_numpy(), column, "a number or a date",
+                source, lenient)
+    epoch = pd.Timestamp(0, tz="UTC")
+    seconds = (dates.fillna(epoch) - epoch) // pd.Timedelta(seconds=1)
+    return seconds.astype(np.int64), bad
+
+
 def coerce_feature(frame: pd.DataFrame, feature: Feature, source: str,
                    lenient: bool = False) -> tuple[pd.Series, np.ndarray]:
     """The canonical column of `feature` and the mask of rows that failed to parse.

@@ -20,7 +20,12 @@ from mtl_tf.data.cleaning import (  # noqa: F401  (CleaningReport re-exported)
     CleaningReport,
     row_location,
 )
-from mtl_tf.data.columns import as_list_column, coerce_feature, to_float
+from mtl_tf.data.columns import (
+    as_list_column,
+    coerce_feature,
+    to_float,
+    to_timestamps,
+)
 from mtl_tf.schema import Feature, Schema
 
 # Kinds of label columns: "number" (regression, binary, `where` and weight
@@ -169,13 +174,17 @@ class RecDataset:
                   "items": None if items is None else items.reset_index(drop=True),
                   "users": None if users is None else users.reset_index(drop=True)}
         where = _feature_tables(schema, items is not None, users is not None)
+        # A label lives in the interactions, or else in the side table that has
+        # it (e.g. an item's tags for a multilabel task).
+        label_table = {
+            column: next((t for t in ("interactions", "items", "users")
+                          if frames[t] is not None and column in frames[t].columns),
+                         "interactions") for column in labels}
         for table in ("interactions", "items", "users"):
             wanted = [f for f in schema.features if table in where[f.name]]
-            if table == "interactions":
-                wanted_labels = list(labels) + ([schema.timestamp]
-                                                if schema.timestamp else [])
-            else:
-                wanted_labels = []
+            wanted_labels = [c for c in labels if label_table[c] == table]
+            if table == "interactions" and schema.timestamp:
+                wanted_labels.append(schema.timestamp)
             frame = frames[table]
             if frame is None:
                 continue
@@ -197,8 +206,8 @@ class RecDataset:
                 if labels.get(column) == "list":
                     out[column] = as_list_column(frame[column])
                 elif column == schema.timestamp:
-                    out[column], failed = _timestamps(frame, column, sources[table],
-                                                      lenient)
+                    out[column], failed = to_timestamps(frame, column,
+                                                        sources[table], lenient)
                     bad |= failed
                 else:
                     out[column], failed = to_float(frame, column, sources[table],
@@ -214,6 +223,7 @@ class RecDataset:
                 continue
             columns = [key.name] + [f.name for f in schema.on_side(side)
                                     if f.kind != "id"]
+            columns += [c for c in labels if label_table[c] == table]
             if frames[table] is None:
                 side_tables[table] = (interactions[columns]
                                       .drop_duplicates(key.name, keep="last")
@@ -262,27 +272,6 @@ def _feature_tables(schema: Schema, has_items: bool, has_users: bool
         else:
             where[feature.name] = ("interactions",)
     return where
-
-
-def _timestamps(frame: pd.DataFrame, column: str, source: str, lenient: bool):
-    """Event times as int64 (numbers as they are, dates as Unix seconds)."""
-    series = frame[column]
-    if series.dtype.kind == "M":  # datetime64 (Parquet, pandas): Unix seconds
-        seconds = series.astype("datetime64[s]").astype(np.int64)
-        return seconds, np.zeros(len(series), bool)
-    numeric = pd.to_numeric(series, errors="coerce")
-    if numeric.notna().all():
-        return numeric.astype(np.int64), np.zeros(len(series), bool)
-    dates = pd.to_datetime(series, errors="coerce", utc=True)
-    bad = dates.isna().to_numpy()
-    if bad.any() and not lenient:
-        pos = int(np.argmax(bad))
-        raise ValueError(
-            f"{row_location(frame, pos, source)}: timestamp column {column!r}: "
-            f"cannot parse {series.iloc[pos]!r}; expected a number or a date. Fix "
-            f"the row, or {LENIENT_HINT}.")
-    values = (dates.astype("int64") // 10**9).where(~bad, 0)
-    return values.astype(np.int64), bad
 
 
 def _unique_keys(table: pd.DataFrame, key: str, source: str, lenient: bool,

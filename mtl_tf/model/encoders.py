@@ -34,6 +34,15 @@ def as_string(values: tf.Tensor) -> tf.Tensor:
     return tf.strings.as_string(values)
 
 
+def masked_mean(embedding: tf.keras.layers.Embedding, rows: tf.Tensor
+                ) -> tf.Tensor:
+    """Mean of the embeddings of `rows` [batch, n] over the non-padding ones
+    (row 0 is padding); all padding gives zeros."""
+    mask = tf.cast(rows > 0, tf.float32)[..., None]
+    total = tf.reduce_sum(embedding(rows) * mask, axis=1)
+    return total / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+
+
 class CategoricalEncoder(tf.keras.layers.Layer):
     """A vocabulary (plus `num_oov` OOV rows) or hash buckets, then an embedding.
 
@@ -108,9 +117,7 @@ class MultiCategoricalEncoder(tf.keras.layers.Layer):
         return tf.cast(self.lookup(as_string(values)), tf.int64)
 
     def embed(self, rows: tf.Tensor, training=None) -> tf.Tensor:
-        mask = tf.cast(rows > 0, tf.float32)[..., None]
-        total = tf.reduce_sum(self.embedding(rows) * mask, axis=1)
-        return total / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+        return masked_mean(self.embedding, rows)
 
     def call(self, values, training=None):
         return self.embed(self.prepare(values))
@@ -186,9 +193,7 @@ class BagOfWordsEncoder(tf.keras.layers.Layer):
         return tf.cast(self.vectorizer(texts), tf.int64)
 
     def embed(self, tokens: tf.Tensor, training=None) -> tf.Tensor:
-        mask = tf.cast(tokens > 0, tf.float32)[..., None]
-        words = tf.reduce_sum(self.embedding(tokens) * mask, axis=1)
-        return words / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+        return masked_mean(self.embedding, tokens)
 
     def call(self, texts, training=None):
         return self.embed(self.prepare(texts))
