@@ -25,7 +25,7 @@ from mtl_tf.task_config import (  # noqa: F401  (re-exported)
     validate_tasks_against_schema,
 )
 
-DATA_SOURCES = ("synthetic", "movielens", "tfds", "files")
+DATA_SOURCES = ("synthetic", "movielens", "tfds", "files", "census_income")
 SPLITS = ("random", "temporal", "cold_items")
 OPTIMIZERS = ("adam", "adagrad")
 TEXT_ENCODER_MODES = ("frozen", "finetune", "finetune_top_n")
@@ -56,8 +56,9 @@ class DataConfig:
         source: "synthetic" (generated, the default), "movielens" (a local ml-100k or
             ml-1m directory, see `data_dir`), "tfds" (downloads `tfds_name`) or
             "files" (your own log: `path`, `items_path`, `users_path`, read
-            with the config's `schema`). The first three have the built-in
-            MovieLens schema.
+            with the config's `schema`) or "census_income" (the UCI files in
+            `data_dir`, see `mtl_tf.data.census_income`). The first three
+            have the built-in MovieLens schema.
         path: "files": the interactions table, a CSV / TSV / Parquet / JSON
             Lines file (optionally .gz) or a glob of shards.
         items_path, users_path: "files": optional item / user side tables,

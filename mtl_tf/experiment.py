@@ -53,10 +53,12 @@ class PreparedData:
                                         ignore_index=True))
 
 
-def prepare_data(config: Config, data: RecDataset | None = None) -> PreparedData:
+def prepare_data(config: Config, data: RecDataset | None = None,
+                 splits: Splits | None = None) -> PreparedData:
     """Loads (unless `data` is given), checks and splits the data set of
     `config`, fits the preprocessing on the training split and builds every
-    split's example arrays.
+    split's example arrays. `splits` given (e.g. a benchmark's published
+    protocol) replace `data.split`.
 
     Raises:
         ValueError: bad labels (NaN, a binary label outside {0, 1}), a `where`
@@ -76,9 +78,10 @@ def prepare_data(config: Config, data: RecDataset | None = None) -> PreparedData
                              "it needs a user and an item id in the schema.")
         data = data.with_interactions(
             data.interactions.assign(**{impression_label: np.float32(1.0)}))
-    parts = split(data.interactions, schema, config.data.split,
-                  config.data.test_fraction, config.data.validation_fraction,
-                  config.data.seed, config.data.cold_item_fraction)
+    parts = splits or split(data.interactions, schema, config.data.split,
+                            config.data.test_fraction,
+                            config.data.validation_fraction, config.data.seed,
+                            config.data.cold_item_fraction)
     checked = {}
     for name in SPLIT_NAMES:
         frame = getattr(parts, name)
