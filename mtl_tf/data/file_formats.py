@@ -1,0 +1,190 @@
+"""Readers of one table file each, with the line number of every row.
+
+CSV / TSV (`read_delimited`: every column as a string; well-formed files go
+through pyarrow's reader, anything else through an exact `csv`-module scan, so
+a wrong field count is reported with its line), JSON Lines (`read_json_lines`,
+native types) and Parquet (`read_parquet`). `mtl_tf.data.files` picks the
+reader by extension, handles globs of shards and adds the `_file` / `_line`
+helper columns.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+
+from mtl_tf.data.cleaning import LENIENT_HINT
+
+
+def _open_text(path: str, gzipped: bool):
+    # utf-8-sig drops the byte order mark some spreadsheet exports start with.
+    if gzipped:
+        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
+
+
+def read_delimited(path: str, gzipped: bool, delimiter: str, what: str,
+                    lenient: bool, limit: int
+                    ) -> tuple[pd.DataFrame, np.ndarray, int]:
+    """A CSV / TSV file as strings, the line of each row and the skipped count."""
+    with _open_text(path, gzipped) as handle:
+        records = _records(handle, delimiter, path, what)
+        first, header = next(((line, fields) for line, fields in records
+                              if not _blank(fields)), (0, None))
+        if header is None:
+            raise ValueError(f"{what} file {path} is empty (no header line); "
+                             "expected a header line and data rows.")
+        header = [name.strip() for name in header]
+        twice = sorted({n for n in header if header.count(n) > 1})
+        if twice:
+            raise ValueError(f"{what} file {path}: the header names columns "
+                             f"{twice} more than once; give each column one name.")
+        if not limit and len(delimiter) == 1 and first == 1:
+            fast = _read_delimited_fast(path, gzipped, delimiter, header)
+            if fast is not None:
+                return fast, np.arange(2, len(fast) + 2), 0
+        rows, lines, skipped = [], [], 0
+        for line, fields in records:
+            if len(fields) != len(header):
+                if _blank(fields):
+                    continue
+                if not lenient:
+                    shown = delimiter.join(fields)
+                    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+                    raise ValueError(
+                        f"{what} file {path}, line {line}: expected {len(header)} "
+                        f"fields (one per header column), found {len(fields)}: "
+                        f"{shown!r}. Fix the line (quote values that contain "
+                        f"{delimiter!r}), pass the file's separator, or "
+                        f"{LENIENT_HINT}.")
+                skipped += 1
+                continue
+            rows.append(fields)
+            lines.append(line)
+            if limit and len(rows) >= limit:
+                break
+    return pd.DataFrame(rows, columns=header, dtype=str), np.asarray(lines), skipped
+
+
+def _records(handle, delimiter: str, path: str, what: str
+             ) -> Iterator[tuple[int, list[str]]]:
+    """(first line, fields) of each record; blank lines give one empty field."""
+    if len(delimiter) > 1:
+        for number, text in enumerate(handle, 1):
+            yield number, text.rstrip("\r\n").split(delimiter)
+        return
+    reader = csv.reader(handle, delimiter=delimiter)
+    start = 1
+    try:
+        for fields in reader:
+            yield start, fields
+            start = reader.line_num + 1
+    except csv.Error as error:
+        raise ValueError(f"{what} file {path}, line {reader.line_num}: cannot parse "
+                         f"it: {error}. Fix the line.") from None
+
+
+def _blank(fields: list[str]) -> bool:
+    return not fields or (len(fields) == 1 and not fields[0].strip())
+
+
+def _read_delimited_fast(path: str, gzipped: bool, delimiter: str,
+                         header: list[str]) -> pd.DataFrame | None:
+    """The file's rows parsed by pyarrow, or None when the exact scan must run.
+
+    Only a file whose every line after the header is exactly one well-formed
+    row qualifies (no blank or malformed lines, no newlines inside quotes), so
+    that row i is line i + 2. It is about four times faster than `csv`.
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pa_csv
+    except ImportError:
+        return None
+    try:
+        table = pa_csv.read_csv(
+            path,
+            read_options=pa_csv.ReadOptions(column_names=header, skip_rows=1),
+            parse_options=pa_csv.ParseOptions(delimiter=delimiter,
+                                              newlines_in_values=True),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={name: pa.string() for name in header},
+                strings_can_be_null=False, quoted_strings_can_be_null=False))
+    except (pa.ArrowException, ValueError):
+        return None  # Malformed lines, bad UTF-8, ...: the exact scan explains.
+    newlines, last = 0, b"\n"
+    with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            newlines += chunk.count(b"\n")
+            last = chunk[-1:]
+    if newlines + (last != b"\n") != table.num_rows + 1:
+        return None
+    return table.to_pandas()
+
+
+def read_json_lines(path: str, gzipped: bool, what: str, lenient: bool,
+                     limit: int) -> tuple[pd.DataFrame, np.ndarray, int]:
+    """A JSON Lines file's objects, the line of each and the skipped count."""
+    records, lines, skipped = [], [], 0
+    with _open_text(path, gzipped) as handle:
+        for number, text in enumerate(handle, 1):
+            if not text.strip():
+                continue
+            try:
+                record = json.loads(text)
+                problem = f"a JSON {type(record).__name__}"
+            except json.JSONDecodeError as error:
+                record, problem = None, f"not valid JSON: {error.msg}"
+            if isinstance(record, dict):
+                records.append(record)
+                lines.append(number)
+                if limit and len(records) >= limit:
+                    break
+                continue
+            if not records and not skipped and text.lstrip().startswith("["):
+                raise ValueError(
+                    f"{what} file {path} holds a JSON array; expected JSON Lines, "
+                    "one object per line. Convert it, e.g. "
+                    "`jq -c '.[]' file.json > file.jsonl`.")
+            if not lenient:
+                shown = text.strip()
+                shown = shown if len(shown) <= 80 else shown[:77] + "..."
+                raise ValueError(
+                    f"{what} file {path}, line {number}: expected a JSON object, "
+                    f"received {shown!r} ({problem}). Fix the line, or "
+                    f"{LENIENT_HINT}.")
+            skipped += 1
+    return pd.DataFrame.from_records(records), np.asarray(lines), skipped
+
+
+def read_parquet(path: str, what: str, limit: int) -> pd.DataFrame:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ValueError(f"{what} file {path}: reading Parquet needs pyarrow; "
+                         "`pip install pyarrow`.") from None
+    try:
+        file = pq.ParquetFile(path)
+        if limit:
+            batches, rows = [], 0
+            for batch in file.iter_batches(batch_size=min(limit, 1 << 16)):
+                batches.append(batch)
+                rows += batch.num_rows
+                if rows >= limit:
+                    break
+            table = pa.Table.from_batches(batches, file.schema_arrow).slice(0, limit)
+        else:
+            table = file.read()
+    except pa.ArrowException as error:
+        raise ValueError(f"{what} file {path} is not a readable Parquet file "
+                         f"({error}).") from None
+    frame = table.to_pandas()
+    # A frame saved with a named index (`df.set_index("item_id")`) gets it back.
+    named = any(name is not None for name in frame.index.names)
+    return frame.reset_index(drop=not named)
