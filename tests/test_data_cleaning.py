@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mtl_tf.data.cleaning import clean_interactions, drop_unknown_references
 from mtl_tf.data.dataset import CleaningReport
+from mtl_tf.data.movielens_cleaning import clean_interactions, drop_unknown_references
 
 
 def _rows(ratings, users=None, items=None, times=None, lines=True):

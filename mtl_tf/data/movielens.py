@@ -28,13 +28,12 @@ import numpy as np
 import pandas as pd
 
 from mtl_tf.data import movielens_schema as F
-from mtl_tf.data.cleaning import (
-    LENIENT_HINT,
-    LINE_COLUMN,
+from mtl_tf.data.cleaning import LENIENT_HINT, LINE_COLUMN
+from mtl_tf.data.dataset import CleaningReport, RecDataset
+from mtl_tf.data.movielens_cleaning import (
     clean_interactions,
     drop_unknown_references,
 )
-from mtl_tf.data.dataset import CleaningReport, RecDataset
 
 # Class names of TFDS movielens `user_occupation_label`, in id order (the genre
 # names are `features.GENRES`).
@@ -390,4 +389,3 @@ def _users_1m(reader: _Reader) -> pd.DataFrame:
     occupation = [TFDS_OCCUPATIONS.index(_ML1M_OCCUPATIONS[o])
                   for o in frame["occupation"]]
     return _users_table(frame, frame["age"], frame[F.USER_GENDER] == "M", occupation)
-

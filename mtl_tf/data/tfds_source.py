@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from mtl_tf.data import movielens_schema as F
-from mtl_tf.data.cleaning import clean_interactions
 from mtl_tf.data.dataset import CleaningReport, RecDataset
+from mtl_tf.data.movielens_cleaning import clean_interactions
 
 # TFDS movielens configs that hold ratings (the "-movies" ones hold only items).
 TFDS_RATINGS_NAMES = (
