@@ -20,6 +20,7 @@ from mtl_tf.data.pipeline import (
     finish_arrays,
     fit_on_training,
     make_dataset,
+    model_input_names,
     raw_arrays,
     retrieval_positives,
     task_weight_key,
@@ -206,8 +207,6 @@ def run(config: Config, run_dir: str | Path, *, export: bool = True,
 
 def _request_example(prepared: PreparedData) -> dict:
     """The first test row's request features, for the export's schema.json."""
-    from mtl_tf.data.pipeline import model_input_names
-
     arrays = prepared.arrays["test"] if len(prepared.splits.test) else \
         prepared.arrays["train"]
     out = {}

@@ -111,11 +111,12 @@ def fit_on_training(data: RecDataset, train: pd.DataFrame,
     features on its rows, item features on its items only."""
     joined = data.joined(train)
     values = {}
+    if data.schema.item_id is not None:
+        train_items = np.isin(data.item_ids,
+                              train[data.schema.item_id.name].astype(str).unique())
     for feature in data.schema.features:
         if feature.side == "item" and feature.kind != "id":
-            train_items = set(train[data.schema.item_id.name].astype(str))
-            rows = np.isin(data.item_ids, list(train_items))
-            values[feature.name] = data.items[feature.name].to_numpy()[rows]
+            values[feature.name] = data.items[feature.name].to_numpy()[train_items]
         else:
             values[feature.name] = joined[feature.name].to_numpy()
     lists = {task.label: list(raw_arrays(data, train, [task])[task.label])
