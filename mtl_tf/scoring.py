@@ -133,12 +133,17 @@ def task_metrics(model: MultiTaskRecommender, arrays: dict[str, np.ndarray]
 
     Keys `<task>_<metric>` (RMSE / MAE of regression tasks, AUC / accuracy of
     binary ones, micro-averaged AUC over all labels of multilabel ones), each on
-    the rows the task's `where` selects. An ESMM task also reports its
-    conditional probability's AUC on its parent's positive rows
-    (`<task>_given_<parent>_auc`, the paper's CVR AUC).
+    the rows the task's `where` selects. Every binary task also reports
+    `<task>_calibration` (mean predicted / mean observed) and, when the schema
+    has a user id, `<task>_gauc` (per-user AUC weighted by impressions) with
+    `<task>_gauc_users` (the users with both classes it averages over). An ESMM
+    task also reports its conditional probability's AUC on its parent's
+    positive rows (`<task>_given_<parent>_auc`, the paper's CVR AUC; the task's
+    own AUC is the CTCVR AUC, its parent's the CTR AUC).
     """
     outputs = predict(model, arrays)
     by_name = {t.name: t for t in model.task_configs}
+    user_key = model.schema.user_id.name if model.schema.user_id else None
     metrics: dict[str, float] = {}
     for task in model.task_configs:
         if task.type == "retrieval":
@@ -149,6 +154,9 @@ def task_metrics(model: MultiTaskRecommender, arrays: dict[str, np.ndarray]
             labels, predictions = labels.ravel(), predictions.ravel()
         for metric in task.metrics:
             metrics[f"{task.name}_{metric}"] = _METRICS[metric](labels, predictions)
+        if task.type == "binary":
+            metrics.update(_binary_extras(task.name, labels, predictions,
+                                          arrays[user_key][rows] if user_key else None))
         if task.depends_on:
             parent = by_name[task.depends_on]
             clicked = arrays[parent.label] > 0
@@ -156,6 +164,20 @@ def task_metrics(model: MultiTaskRecommender, arrays: dict[str, np.ndarray]
             metrics[f"{name}_auc"] = evaluation.roc_auc(arrays[task.label][clicked],
                                                         outputs[name][clicked])
     return metrics
+
+
+def _binary_extras(name: str, labels: np.ndarray, probabilities: np.ndarray,
+                   users: np.ndarray | None) -> dict[str, float]:
+    """Calibration, and with a user key GAUC and the users it averages over; a
+    split without positives (or without a user holding both classes) has none."""
+    out = {}
+    if labels.any():
+        out[f"{name}_calibration"] = evaluation.calibration(labels, probabilities)
+    if users is not None:
+        gauc, groups = evaluation.group_auc(users, labels, probabilities)
+        if groups:
+            out[f"{name}_gauc"], out[f"{name}_gauc_users"] = gauc, float(groups)
+    return out
 
 
 _METRICS = {"rmse": evaluation.rmse, "mae": evaluation.mae,

@@ -5,7 +5,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from mtl_tf.baselines import BiasBaseline, PopularityBaseline
+from mtl_tf.baselines import BiasBaseline, EASEBaseline, PopularityBaseline
 from mtl_tf.evaluation import hit_rates
 
 # --- PopularityBaseline -----------------------------------------------------------
@@ -148,3 +148,72 @@ def test_bias_errors():
     model = BiasBaseline(2, 2).fit([0], [0], [3.0])
     with pytest.raises(ValueError, match="non-negative"):
         model.predict([-1], [0])
+
+
+# --- EASEBaseline ------------------------------------------------------------------
+
+
+def test_ease_weights_by_hand():
+    # Items 0 and 1 co-occur twice; with l2 = 1, G + I = [[3, 2], [2, 3]] on them,
+    # P = [[3, -2], [-2, 3]] / 5, so B_01 = B_10 = 2/3; item 2 stands alone.
+    model = EASEBaseline(num_users=3, num_items=3, l2=1.0)
+    model.fit([0, 0, 1, 1, 2, 2], [0, 1, 0, 1, 2, 2])  # a repeat counts once
+    expected = np.array([[0, 2 / 3, 0], [2 / 3, 0, 0], [0, 0, 0]])
+    np.testing.assert_allclose(model.weights, expected, atol=1e-12)
+    np.testing.assert_allclose(model.score([0]), [[2 / 3, 2 / 3, 0]])
+
+
+def test_ease_matches_the_objective_it_minimises():
+    # B solves min ||X - XB||^2 + l2 ||B||^2 s.t. diag(B) = 0: each column's
+    # off-diagonal part is the ridge regression of X_j on the other columns.
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(0, 30, 200), rng.integers(0, 8, 200)
+    model = EASEBaseline(30, 8, l2=3.0).fit(users, items)
+    x = np.zeros((30, 8))
+    x[users, items] = 1
+    for j in range(8):
+        others = [i for i in range(8) if i != j]
+        a = x[:, others]
+        ridge = np.linalg.solve(a.T @ a + 3.0 * np.eye(7), a.T @ x[:, j])
+        np.testing.assert_allclose(model.weights[others, j], ridge, atol=1e-9)
+        assert model.weights[j, j] == 0
+
+
+def test_ease_beats_popularity_on_planted_item_groups():
+    # Users like one of four item groups; popularity cannot tell them apart.
+    rng = np.random.default_rng(1)
+    num_users, num_items = 400, 40
+    group = rng.integers(0, 4, num_users)
+    users = np.repeat(np.arange(num_users), 6)
+    items = group[users] * 10 + rng.integers(0, 10, users.size)
+    train, test = np.arange(users.size) % 6 != 0, np.arange(users.size) % 6 == 0
+    seen = None
+    ease = EASEBaseline(num_users, num_items, l2=10.0).fit(users[train], items[train])
+    popularity = PopularityBaseline(num_items).fit(items[train])
+    rates = [hit_rates(m.score, users[test], items[test], num_items=num_items,
+                       seen=seen, ks=(10,), ties="average")["hit_rate_at_10"]
+             for m in (ease, popularity)]
+    assert rates[0] > 0.9 and rates[0] > rates[1] + 0.5
+
+
+def test_ease_select_l2_picks_the_best_validation_hit_rate():
+    rng = np.random.default_rng(2)
+    users, items = rng.integers(0, 100, 1500), rng.integers(0, 30, 1500)
+    items = np.where(users % 2 == 0, items % 15, 15 + items % 15)
+    train, validation = slice(0, 1200), slice(1200, None)
+    best, rates = EASEBaseline.select_l2(
+        100, 30, (users[train], items[train]),
+        (users[validation], items[validation]), l2_values=(1.0, 30.0, 1e4))
+    assert set(rates) == {1.0, 30.0, 1e4}
+    assert rates[best] == max(rates.values()) and 0 < rates[best] <= 1
+
+
+def test_ease_errors():
+    with pytest.raises(ValueError, match="at most 50000"):
+        EASEBaseline(2, 60_000)
+    with pytest.raises(ValueError, match="`l2=0`"):
+        EASEBaseline(2, 2, l2=0)
+    with pytest.raises(RuntimeError, match="before fit"):
+        EASEBaseline(2, 2).score([0])
+    with pytest.raises(ValueError, match=r"\[0, 2\)"):
+        EASEBaseline(2, 2).fit([0, 2], [0, 1])

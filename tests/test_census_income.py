@@ -180,18 +180,23 @@ def test_the_benchmark_script_runs_on_a_tiny_directory(tmp_path, repo_root):
     process = subprocess.run(command, cwd=repo_root, env=_clean_env(),
                              capture_output=True, text=True, timeout=300)
     assert process.returncode == 0, process.stderr[-3000:]
-    assert "published income" in process.stdout
+    assert "published income auc" in process.stdout
+    assert "aitm (published only)" in process.stdout
     with open(out / "census_income.csv") as handle:
         rows = list(csv.DictReader(handle))
     # Two of the four architectures keep the test short (~10 s a run).
     assert [r["architecture"] for r in rows] == ["shared_bottom", "mmoe"]
-    assert list(rows[0]) == ["architecture", "body", "body params", "params",
-                             "seeds", "income auc", "income std", "marital auc",
-                             "marital std", "best epoch", "published income",
-                             "published marital"]
+    assert list(rows[0]) == [
+        "architecture", "body", "body params", "params", "seeds",
+        "income auc", "income auc std", "income calibration",
+        "income calibration std", "marital auc", "marital auc std",
+        "marital calibration", "marital calibration std", "best epoch",
+        "published income auc", "published marital auc"]
     for row in rows:
         assert 0.5 < float(row["income auc"]) <= 1.0
         assert 0.5 < float(row["marital auc"]) <= 1.0
+        assert 0.5 < float(row["income calibration"]) < 2.0
+    assert rows[1]["published income auc"] == "0.9579"
     budgets = [int(r["body params"]) for r in rows]
     assert max(budgets) <= 1.1 * min(budgets)
     assert (out / "census_income.png").stat().st_size > 0
@@ -200,15 +205,20 @@ def test_the_benchmark_script_runs_on_a_tiny_directory(tmp_path, repo_root):
 def test_every_benchmark_body_has_the_reference_budget(repo_root):
     sys.path.insert(0, str(repo_root / "benchmarks"))
     try:
-        from census_income import EMBEDDING_DIM, NUM_TASKS, body_sizes
+        from mtl_benchmark import EMBEDDING_DIM, body_sizes
     finally:
         sys.path.remove(str(repo_root / "benchmarks"))
     from mtl_tf.model.architectures import build_architecture, parameter_count
 
-    sizes = body_sizes()
-    assert sorted(sizes) == ["mmoe", "ple", "shared_bottom", "single_task"]
-    counts = {name: parameter_count(build_architecture(name, NUM_TASKS, **kwargs),
-                                    EMBEDDING_DIM) for name, kwargs in sizes.items()}
-    assert counts["mmoe"] == 8 * (EMBEDDING_DIM * 16 + 16) + 2 * EMBEDDING_DIM * 8
-    assert all(abs(c - counts["mmoe"]) <= 0.05 * counts["mmoe"]
-               for c in counts.values()), counts
+    for num_tasks, input_dim in ((2, EMBEDDING_DIM), (3, 3 * EMBEDDING_DIM)):
+        sizes = body_sizes(num_tasks, input_dim)
+        assert sorted(sizes) == ["esmm", "mmoe", "ple", "shared_bottom",
+                                 "single_task"]
+        assert sizes["esmm"] == sizes["single_task"]
+        counts = {name: parameter_count(build_architecture(
+            "single_task" if name == "esmm" else name, num_tasks, **kwargs),
+            input_dim) for name, kwargs in sizes.items()}
+        assert counts["mmoe"] == (8 * (input_dim * 16 + 16)
+                                  + num_tasks * input_dim * 8)
+        assert all(abs(c - counts["mmoe"]) <= 0.05 * counts["mmoe"]
+                   for c in counts.values()), counts

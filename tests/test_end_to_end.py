@@ -83,9 +83,12 @@ def test_readme_train_command(tmp_path, repo_root):
     assert config["export"]["export_dir"] == str(tmp_path / "saved_models")
     metrics = json.loads((run_dir / "metrics.json").read_text())["metrics"]
     for key in ("rating_rmse", "like_auc", "hit_rate_at_10", "hit_rate_at_100",
-                "hit_rate_at_10_seen_included", "hit_rate_at_100_seen_included"):
+                "hit_rate_at_10_seen_included", "hit_rate_at_100_seen_included",
+                "like_gauc", "like_calibration"):
         assert np.isfinite(metrics[key]), key
         assert key in process.stdout  # The printed table.
+    assert 0.5 < metrics["like_gauc"] < 1 and 0.5 < metrics["like_calibration"] < 2
+    assert metrics["like_gauc_users"] >= 10
     assert list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
     export = tmp_path / "saved_models" / "mtl_tiny" / "1"
     assert (export / "saved_model.pb").is_file()

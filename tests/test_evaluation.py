@@ -9,7 +9,9 @@ from mtl_tf import evaluation
 from mtl_tf.evaluation import (
     SeenItems,
     accuracy,
+    calibration,
     format_table,
+    group_auc,
     hit_rates,
     mae,
     rmse,
@@ -330,3 +332,52 @@ def test_format_table_numpy_scalars_and_text():
         [{"a": np.float32(0.5), "b": np.int64(1500), "c": True}], ["a", "b", "c"]
     )
     assert table.splitlines()[-1] == "0.5000  1,500  True"
+
+
+# --- group_auc and calibration -----------------------------------------------------
+
+
+def test_group_auc_matches_a_loop_over_users():
+    rng = np.random.default_rng(3)
+    groups = rng.integers(0, 40, 2000).astype(str)
+    labels = rng.random(2000) < 0.3
+    scores = np.round(rng.random(2000) + 0.5 * labels, 1)  # rounded: ties too
+    total = weight = used = 0
+    for group in np.unique(groups):
+        rows = groups == group
+        if labels[rows].all() or not labels[rows].any():
+            continue
+        total += roc_auc(labels[rows], scores[rows]) * rows.sum()
+        weight += rows.sum()
+        used += 1
+    assert group_auc(groups, labels, scores) == (pytest.approx(total / weight), used)
+
+
+def test_group_auc_gives_no_credit_for_knowing_who_clicks():
+    # Each user's score is their click rate: a global AUC rewards it, GAUC not.
+    rng = np.random.default_rng(0)
+    rate = rng.uniform(0.05, 0.6, 200)
+    groups = np.repeat(np.arange(200), 50)
+    labels = rng.random(groups.size) < rate[groups]
+    scores = rate[groups]
+    assert roc_auc(labels, scores) > 0.65
+    assert group_auc(groups, labels, scores)[0] == pytest.approx(0.5)
+
+
+def test_group_auc_skips_single_class_groups_and_checks_inputs():
+    assert group_auc(["a", "a", "b"], [0, 1, 1], [0.1, 0.2, 0.3]) == (1.0, 1)
+    gauc, groups = group_auc(["a", "b"], [0, 1], [0.1, 0.2])
+    assert np.isnan(gauc) and groups == 0
+    with pytest.raises(ValueError, match="same shape"):
+        group_auc(["a"], [0, 1], [0.1, 0.2])
+    with pytest.raises(ValueError, match="binary"):
+        group_auc(["a", "a"], [0, 2], [0.1, 0.2])
+    with pytest.raises(ValueError, match="NaN"):
+        group_auc(["a", "a"], [0, 1], [0.1, np.nan])
+
+
+def test_calibration_is_mean_predicted_over_observed():
+    assert calibration([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5]) == 1.0
+    assert calibration([0, 0, 0, 1], [0.5, 0.5, 0.5, 0.5]) == 2.0
+    with pytest.raises(ValueError, match="no positive"):
+        calibration([0, 0], [0.1, 0.2])

@@ -41,7 +41,7 @@ import pandas as pd
 
 from mtl_tf.data.cleaning import FILE_COLUMN, LENIENT_HINT, LINE_COLUMN
 from mtl_tf.data.dataset import RecDataset
-from mtl_tf.data.splits import Splits
+from mtl_tf.data.splits import Splits, published_split
 from mtl_tf.schema import Feature, Schema
 from mtl_tf.task_config import TaskConfig
 
@@ -266,12 +266,9 @@ def census_income_splits(parts: Mapping[str, RecDataset], seed: int = 42
         the arrays), and its `Splits`.
     """
     train, test = parts["train"], parts["test"]
-    order = np.random.default_rng(seed).permutation(len(test.interactions))
-    half = len(order) // 2
-    rows = test.interactions
-    splits = Splits(train=train.interactions.reset_index(drop=True),
-                    validation=rows.iloc[order[:half]].reset_index(drop=True),
-                    test=rows.iloc[order[half:]].reset_index(drop=True))
+    splits = published_split(train.interactions, test.interactions,
+                             validation_from="test", validation_fraction=0.5,
+                             seed=seed)
     return _concatenated(train, test), splits
 
 

@@ -92,6 +92,36 @@ def cold_item_split(interactions: pd.DataFrame, test_fraction: float,
     return Splits(warm.train, warm.validation, test, cold_items=cold)
 
 
+def published_split(train: pd.DataFrame, test: pd.DataFrame, *,
+                    validation_from: str, validation_fraction: float,
+                    seed: int) -> Splits:
+    """The protocol of a data set published as a train and a test file.
+
+    The validation rows are a seeded random share of one of the two files
+    (`validation_from`: "train" or "test"; `np.random.default_rng(seed)`
+    permutes its rows and the first `validation_fraction` of them, rounded
+    down, are validation). Census-income's published protocol, for example,
+    is `validation_from="test", validation_fraction=0.5`.
+
+    Raises:
+        ValueError: `validation_from` is neither "train" nor "test", or the
+            fraction is outside [0, 1).
+    """
+    if validation_from not in ("train", "test"):
+        raise ValueError("published_split: validation_from must be 'train' or "
+                         f"'test'. Received: {validation_from!r}.")
+    if not 0.0 <= validation_fraction < 1.0:
+        raise ValueError("published_split: validation_fraction must lie in "
+                         f"[0, 1). Received: {validation_fraction!r}.")
+    source = train if validation_from == "train" else test
+    order = np.random.default_rng(seed).permutation(len(source))
+    cut = int(len(order) * validation_fraction)
+    validation, rest = _take(source, order[:cut]), _take(source, order[cut:])
+    if validation_from == "train":
+        return Splits(rest, validation, test.reset_index(drop=True))
+    return Splits(train.reset_index(drop=True), validation, rest)
+
+
 def split(interactions: pd.DataFrame, schema: Schema, method: str,
           test_fraction: float, validation_fraction: float, seed: int,
           cold_item_fraction: float = 0.1) -> Splits:
