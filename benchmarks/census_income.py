@@ -24,14 +24,11 @@ import time
 
 import mtl_benchmark as bench
 
-from mtl_tf.config import Config, apply_overrides
 from mtl_tf.data.census_income import (
-    CENSUS_INCOME_SCHEMA,
     CENSUS_INCOME_TASKS,
     census_income_splits,
     load_census_income,
 )
-from mtl_tf.experiment import prepare_data
 
 # torch-rechub examples/ranking/README.md (census-income, same protocol).
 BENCHMARK = bench.Benchmark(
@@ -52,18 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_arguments(parser)
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    parts = load_census_income(args.data_dir, max_rows=args.max_rows)
+    parts = load_census_income(args.data_dir, max_rows=args.max_rows,
+                               lenient=args.lenient)
     data, splits = census_income_splits(parts, seed=args.split_seed)
     print(f"census-income: {data.report.summary()}; split {splits.sizes()}; "
           f"income rate (train) {splits.train['income'].mean():.4f}, never-married "
           f"rate (train) {splits.train['never_married'].mean():.4f}", flush=True)
-    base = apply_overrides(
-        Config(schema=CENSUS_INCOME_SCHEMA, tasks=CENSUS_INCOME_TASKS),
-        ["data.source=census_income", f"data.data_dir={args.data_dir}",
-         f"data.seed={args.split_seed}", *bench.base_overrides(args)])
-    prepared = prepare_data(base, data, splits)
-    rows = bench.run_benchmark(BENCHMARK, base, prepared, args)
-    bench.report(BENCHMARK, rows, args, started)
+    bench.run_and_report(BENCHMARK, data, splits, CENSUS_INCOME_TASKS, args,
+                         source="census_income", started=started)
     return 0
 
 

@@ -39,8 +39,10 @@ from reporting import write_csv
 
 import mtl_tf  # noqa: F401
 from mtl_tf.config import Config, apply_overrides
+from mtl_tf.data import RecDataset
+from mtl_tf.data.splits import Splits
 from mtl_tf.evaluation import format_table
-from mtl_tf.experiment import PreparedData, run
+from mtl_tf.experiment import PreparedData, prepare_data, run
 from mtl_tf.model.architectures import (
     build_architecture,
     parameter_count,
@@ -117,6 +119,9 @@ def add_arguments(parser: argparse.ArgumentParser, *, epochs: int = 30,
     parser.add_argument("--architectures", default="",
                         help="comma-separated subset (default: all)")
     parser.add_argument("--out-dir", default="docs")
+    parser.add_argument("--lenient", action="store_true",
+                        help="skip and count malformed rows instead of stopping "
+                             "at the first (the table's first line says how many)")
 
 
 def base_overrides(args: argparse.Namespace) -> list[str]:
@@ -166,6 +171,20 @@ def overrides_for(name: str, kwargs: dict) -> list[str]:
             out.append(f"model.{key}="
                        + (units(value) if isinstance(value, tuple) else str(value)))
     return out
+
+
+def run_and_report(benchmark: Benchmark, data: RecDataset, splits: Splits,
+                   tasks: Sequence[TaskConfig], args: argparse.Namespace, *,
+                   source: str, started: float) -> list[dict]:
+    """Prepares `data` on its published `splits` once, runs the grid and
+    reports it; `source` is the `data.source` the runs' config.json names."""
+    base = apply_overrides(Config(schema=data.schema, tasks=tuple(tasks)), [
+        f"data.source={source}", f"data.data_dir={args.data_dir}",
+        f"data.seed={args.split_seed}", *base_overrides(args)])
+    prepared = prepare_data(base, data, splits)
+    rows = run_benchmark(benchmark, base, prepared, args)
+    report(benchmark, rows, args, started)
+    return rows
 
 
 def run_benchmark(benchmark: Benchmark, base: Config, prepared: PreparedData,

@@ -50,6 +50,16 @@ def _check_below(name: str, array: np.ndarray, upper: int) -> None:
         )
 
 
+def _training_pairs(user_index, item_index, num_users: int, num_items: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Both index arrays checked: integer, 1-D, in [0, num_users / num_items)."""
+    users = _as_index("user_index", user_index)
+    items = _as_index("item_index", item_index)
+    _check_below("user_index", users, num_users)
+    _check_below("item_index", items, num_items)
+    return users, items
+
+
 class PopularityBaseline:
     """Scores every item by its number of training interactions, the same for all users.
 
@@ -175,10 +185,8 @@ class BiasBaseline:
         Returns:
             ``self``, fitted.
         """
-        users = _as_index("user_index", user_index)
-        items = _as_index("item_index", item_index)
-        _check_below("user_index", users, self.num_users)
-        _check_below("item_index", items, self.num_items)
+        users, items = _training_pairs(user_index, item_index, self.num_users,
+                                       self.num_items)
         ratings = np.asarray(ratings, dtype=np.float64)
         if not users.shape == items.shape == ratings.shape:
             raise ValueError(
@@ -294,10 +302,8 @@ class EASEBaseline:
         Returns:
             ``self``, fitted.
         """
-        users = _as_index("user_index", user_index)
-        items = _as_index("item_index", item_index)
-        _check_below("user_index", users, self.num_users)
-        _check_below("item_index", items, self.num_items)
+        users, items = _training_pairs(user_index, item_index, self.num_users,
+                                       self.num_items)
         if users.shape != items.shape:
             raise ValueError(
                 "`user_index` and `item_index` must have the same shape. "

@@ -17,6 +17,7 @@ from mtl_tf.data.movielens_schema import (
     MOVIELENS_TASKS,
     WATCH,
 )
+from mtl_tf.data.public import PUBLIC_SOURCES, public_source
 from mtl_tf.schema import Schema
 from mtl_tf.task_config import (  # noqa: F401  (re-exported)
     TASK_TYPES,
@@ -25,8 +26,8 @@ from mtl_tf.task_config import (  # noqa: F401  (re-exported)
     validate_tasks_against_schema,
 )
 
-DATA_SOURCES = ("synthetic", "movielens", "tfds", "files", "census_income")
-SPLITS = ("random", "temporal", "cold_items")
+DATA_SOURCES = ("synthetic", "movielens", "tfds", "files", *PUBLIC_SOURCES)
+SPLITS = ("random", "temporal", "cold_items", "published")
 OPTIMIZERS = ("adam", "adagrad")
 TEXT_ENCODER_MODES = ("frozen", "finetune", "finetune_top_n")
 MTL_ARCHITECTURES = ("shared_bottom", "single_task", "mmoe", "ple", "esmm")
@@ -56,21 +57,25 @@ class DataConfig:
         source: "synthetic" (generated, the default), "movielens" (a local ml-100k or
             ml-1m directory, see `data_dir`), "tfds" (downloads `tfds_name`) or
             "files" (your own log: `path`, `items_path`, `users_path`, read
-            with the config's `schema`) or "census_income" (the UCI files in
-            `data_dir`, see `mtl_tf.data.census_income`). The first three
-            have the built-in MovieLens schema.
+            with the config's `schema`), or a public benchmark data set,
+            "census_income", "ali_ccp", "aliexpress" or "kuairand", read
+            from its files as published in `data_dir` (`mtl_tf.data.public`;
+            start from the preset of the same name, which has its schema and
+            tasks). The first three have the built-in MovieLens schema.
         path: "files": the interactions table, a CSV / TSV / Parquet / JSON
             Lines file (optionally .gz) or a glob of shards.
         items_path, users_path: "files": optional item / user side tables,
             joined on the schema's id features.
         separator: "files": delimiter of CSV-like files ("" picks it from the
             extension).
-        data_dir: directory of a local MovieLens copy (source "movielens") or TFDS's
-            data directory (source "tfds").
+        data_dir: directory of a local MovieLens copy (source "movielens"), of
+            a public data set's files, or TFDS's data directory (source "tfds").
         tfds_name: TFDS ratings dataset, e.g. "movielens/100k-ratings".
         split: "random" (seeded), "temporal" (each user's latest interactions
-            held out) or "cold_items" (a share of items held out of training
-            entirely; metrics are also reported for cold and warm test items).
+            held out), "cold_items" (a share of items held out of training
+            entirely; metrics are also reported for cold and warm test items)
+            or "published" (a public data set's own protocol, e.g. its test
+            file; the fractions do not apply).
         cold_item_fraction: share of items held out by the "cold_items" split.
         test_fraction: share of interactions in the test split.
         validation_fraction: share of the remaining interactions used for validation
@@ -108,6 +113,11 @@ class DataConfig:
     def __post_init__(self) -> None:
         _check_choice("data.source", self.source, DATA_SOURCES)
         _check_choice("data.split", self.split, SPLITS)
+        if self.split == "published" and self.source not in PUBLIC_SOURCES:
+            raise ValueError("data.split='published' is the protocol of a public "
+                             f"data set ({', '.join(PUBLIC_SOURCES)}); data.source "
+                             f"{self.source!r} has none. Use random, temporal or "
+                             "cold_items.")
         _check_fraction("data.test_fraction", self.test_fraction)
         _check_fraction("data.validation_fraction", self.validation_fraction)
         if self.impression_negatives < 0:
@@ -420,6 +430,14 @@ PRESETS["esmm"] = Config(
     tasks=ESMM_TASKS,
     export=ExportConfig(model_name="mtl_esmm"),
 )
+
+# The public benchmark data sets: their schema, tasks and published split;
+# pass the folder holding the files with --data-dir.
+for _name in PUBLIC_SOURCES:
+    _source = public_source(_name)
+    PRESETS[_name] = Config(
+        data=DataConfig(source=_name, split="published"), schema=_source.schema,
+        tasks=_source.tasks, export=ExportConfig(model_name=f"mtl_{_name}"))
 
 
 def get_preset(name: str) -> Config:

@@ -25,6 +25,7 @@ from mtl_tf.data.pipeline import (
     retrieval_positives,
     task_weight_key,
 )
+from mtl_tf.data.public import public_source
 from mtl_tf.data.splits import Splits, split
 from mtl_tf.schema.fitted import Preprocessing
 from mtl_tf.task_config import TaskConfig, label_columns
@@ -58,8 +59,8 @@ def prepare_data(config: Config, data: RecDataset | None = None,
                  splits: Splits | None = None) -> PreparedData:
     """Loads (unless `data` is given), checks and splits the data set of
     `config`, fits the preprocessing on the training split and builds every
-    split's example arrays. `splits` given (e.g. a benchmark's published
-    protocol) replace `data.split`.
+    split's example arrays. `data.split="published"` takes a public data set's
+    own protocol; `splits` given replace `data.split`.
 
     Raises:
         ValueError: bad labels (NaN, a binary label outside {0, 1}), a `where`
@@ -79,10 +80,14 @@ def prepare_data(config: Config, data: RecDataset | None = None,
                              "it needs a user and an item id in the schema.")
         data = data.with_interactions(
             data.interactions.assign(**{impression_label: np.float32(1.0)}))
-    parts = splits or split(data.interactions, schema, config.data.split,
-                            config.data.test_fraction,
-                            config.data.validation_fraction, config.data.seed,
-                            config.data.cold_item_fraction)
+    if splits is not None:
+        parts = splits
+    elif config.data.split == "published":
+        parts = public_source(config.data.source).split(data, config.data.seed)
+    else:
+        parts = split(data.interactions, schema, config.data.split,
+                      config.data.test_fraction, config.data.validation_fraction,
+                      config.data.seed, config.data.cold_item_fraction)
     checked = {}
     for name in SPLIT_NAMES:
         frame = getattr(parts, name)

@@ -10,6 +10,7 @@ Examples:
     python -m mtl_tf.train --data movielens --data-dir ../shared/data/ml-100k
     python -m mtl_tf.train --set train.epochs=5 --set tasks.like.weight=0
     python -m mtl_tf.train --config examples/shop_mmoe.json     # your own log
+    python -m mtl_tf.train --preset kuairand --data-dir data/KuaiRand-Pure
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data", choices=["synthetic", "movielens", "tfds", "files"],
                         help="data source (shortcut for --set data.source=...; "
                         "files: your own log, see --config examples/shop_mmoe.json)")
-    parser.add_argument("--data-dir", help="MovieLens directory or TFDS data dir")
+    parser.add_argument("--data-dir", help="MovieLens directory, a public data "
+                        "set's folder (with its --preset) or TFDS data dir")
     parser.add_argument("--seed", type=int, help="seed of weights and shuffling")
     parser.add_argument("--output-dir", help="run directory for logs, checkpoints, "
                         "config.json and metrics.json (default: runs/<preset>)")

@@ -6,17 +6,14 @@ with planted signal: income rises with education, age and capital gains; the
 never-married rate falls with age.
 """
 
-import csv
 import gzip
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from test_end_to_end import _clean_env
 
-from mtl_tf.config import Config, DataConfig
+from mtl_tf.config import Config, DataConfig, apply_overrides, get_preset
 from mtl_tf.data import load_data
 from mtl_tf.data.census_income import (
     CENSUS_INCOME_SCHEMA,
@@ -25,6 +22,7 @@ from mtl_tf.data.census_income import (
     census_income_splits,
     load_census_income,
 )
+from mtl_tf.experiment import prepare_data
 
 EDUCATION = {"Children": -2.0, "High school graduate": 0.0,
              "Some college but no degree": 0.5,
@@ -170,36 +168,17 @@ def test_the_config_source_reads_both_files(tmp_path):
                          schema=CENSUS_INCOME_SCHEMA, tasks=CENSUS_INCOME_TASKS))
 
 
-def test_the_benchmark_script_runs_on_a_tiny_directory(tmp_path, repo_root):
-    directory = write_census_income(tmp_path / "census", 1500, 1000)
-    out = tmp_path / "out"
-    command = [sys.executable, str(repo_root / "benchmarks" / "census_income.py"),
-               "--data-dir", str(directory), "--max-rows", "1200", "--seeds", "1",
-               "--epochs", "2", "--batch-size", "256",
-               "--architectures", "shared_bottom,mmoe", "--out-dir", str(out)]
-    process = subprocess.run(command, cwd=repo_root, env=_clean_env(),
-                             capture_output=True, text=True, timeout=300)
-    assert process.returncode == 0, process.stderr[-3000:]
-    assert "published income auc" in process.stdout
-    assert "aitm (published only)" in process.stdout
-    with open(out / "census_income.csv") as handle:
-        rows = list(csv.DictReader(handle))
-    # Two of the four architectures keep the test short (~10 s a run).
-    assert [r["architecture"] for r in rows] == ["shared_bottom", "mmoe"]
-    assert list(rows[0]) == [
-        "architecture", "body", "body params", "params", "seeds",
-        "income auc", "income auc std", "income calibration",
-        "income calibration std", "marital auc", "marital auc std",
-        "marital calibration", "marital calibration std", "best epoch",
-        "published income auc", "published marital auc"]
-    for row in rows:
-        assert 0.5 < float(row["income auc"]) <= 1.0
-        assert 0.5 < float(row["marital auc"]) <= 1.0
-        assert 0.5 < float(row["income calibration"]) < 2.0
-    assert rows[1]["published income auc"] == "0.9579"
-    budgets = [int(r["body params"]) for r in rows]
-    assert max(budgets) <= 1.1 * min(budgets)
-    assert (out / "census_income.png").stat().st_size > 0
+def test_the_preset_trains_on_the_published_split(tmp_path):
+    directory = write_census_income(tmp_path / "census", 300, 200)
+    config = apply_overrides(get_preset("census_income"),
+                             [f"data.data_dir={directory}"])
+    assert (config.data.split, config.schema) == ("published", CENSUS_INCOME_SCHEMA)
+    prepared = prepare_data(config)
+    expected = census_income_splits(load_census_income(directory), seed=42)[1]
+    assert prepared.splits.sizes() == {"train": 300, "validation": 100, "test": 100}
+    assert prepared.splits.test["_line"].tolist() == expected.test["_line"].tolist()
+    with pytest.raises(ValueError, match="data.split='published' is the protocol"):
+        apply_overrides(get_preset("default"), ["data.split=published"])
 
 
 def test_every_benchmark_body_has_the_reference_budget(repo_root):

@@ -7,7 +7,13 @@ import pytest
 import mtl_tf  # noqa: F401
 from mtl_tf.config import SyntheticConfig
 from mtl_tf.data import movielens_schema as F
-from mtl_tf.data.splits import random_split, split, temporal_split
+from mtl_tf.data.splits import (
+    published_file_split,
+    published_split,
+    random_split,
+    split,
+    temporal_split,
+)
 from mtl_tf.data.synthetic import make_synthetic
 
 KEY = [F.USER_ID, F.ITEM_ID]
@@ -115,3 +121,41 @@ def test_split_dispatch_and_error(interactions):
         split(interactions, without_time, "temporal", 0.2, 0.1, 5)
     with pytest.raises(ValueError, match="'chronological'"):
         split(interactions, F.MOVIELENS_SCHEMA, "chronological", 0.2, 0.1, 5)
+
+
+def test_published_split_takes_validation_from_the_named_file():
+    train = pd.DataFrame({"row": range(10)})
+    test = pd.DataFrame({"row": range(100, 106)})
+    from_test = published_split(train, test, validation_from="test",
+                                validation_fraction=0.5, seed=1)
+    assert from_test.train["row"].tolist() == list(range(10))
+    assert sorted([*from_test.validation["row"], *from_test.test["row"]]) == list(
+        range(100, 106))
+    assert len(from_test.validation) == 3
+    order = np.random.default_rng(1).permutation(6)
+    assert from_test.validation["row"].tolist() == (100 + order[:3]).tolist()
+    from_train = published_split(train, test, validation_from="train",
+                                 validation_fraction=0.25, seed=1)
+    assert from_train.sizes() == {"train": 8, "validation": 2, "test": 6}
+    assert from_train.test["row"].tolist() == list(range(100, 106))  # in order
+    with pytest.raises(ValueError, match="'train' or 'test'"):
+        published_split(train, test, validation_from="both",
+                        validation_fraction=0.1, seed=0)
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        published_split(train, test, validation_from="train",
+                        validation_fraction=1.0, seed=0)
+
+
+def test_published_file_split_tells_the_files_apart_by_name():
+    rows = pd.DataFrame({"row": range(6), "_file": ["d/train.csv.gz"] * 4
+                         + ["d/test.csv.gz"] * 2})
+    parts = published_file_split(rows, "test.csv", validation_from="train",
+                                 validation_fraction=0.5, seed=0)
+    assert parts.test["row"].tolist() == [4, 5]
+    assert sorted([*parts.train["row"], *parts.validation["row"]]) == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="expected rows from 'test.csv'"):
+        published_file_split(rows.iloc[:4], "test.csv", validation_from="train",
+                             validation_fraction=0.5, seed=0)
+    with pytest.raises(ValueError, match="have no '_file' column"):
+        published_file_split(rows[["row"]], "test.csv", validation_from="train",
+                             validation_fraction=0.5, seed=0)

@@ -1,9 +1,10 @@
 """Data sources, cleaning, splits and `tf.data` pipelines.
 
 Every source yields a `RecDataset` shaped by a `Schema`: the built-in MovieLens
-schema for `synthetic`, `movielens` and `tfds`, the built-in census-income
-schema for `census_income`, the config's `schema` for `files` (and for pandas
-frames through `RecDataset.from_frames`).
+schema for `synthetic`, `movielens` and `tfds`, the config's `schema` for
+`files` (and for pandas frames through `RecDataset.from_frames`) and for the
+public benchmark data sets (`mtl_tf.data.public`; their presets carry their
+built-in schemas).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from mtl_tf.data.dataset import CleaningReport, RecDataset
+from mtl_tf.data.public import PUBLIC_SOURCES, public_source
 
 if TYPE_CHECKING:  # config imports the built-in schemas of this package.
     from mtl_tf.config import Config
@@ -37,10 +39,10 @@ def load_data(config: "Config") -> RecDataset:
         return load_files(config.schema, data.path, data.items_path,
                           data.users_path, labels=label_columns(config.tasks),
                           separator=data.separator, lenient=data.lenient)
-    if data.source == "census_income":  # random split; see census_income_splits
-        from mtl_tf.data.census_income import load_census_income_source as load
-        return load(data.data_dir, config.schema, label_columns(config.tasks),
-                    lenient=data.lenient)
+    if data.source in PUBLIC_SOURCES:
+        return public_source(data.source).load(
+            data.data_dir, config.schema, label_columns(config.tasks),
+            lenient=data.lenient)
     if data.source == "synthetic":
         from mtl_tf.data.synthetic import make_synthetic
         dataset = make_synthetic(config.synthetic, data.like_threshold)
@@ -57,7 +59,8 @@ def load_data(config: "Config") -> RecDataset:
                             lenient=data.lenient, like_threshold=data.like_threshold)
     else:
         raise ValueError(f"data.source must be one of synthetic, movielens, tfds, "
-                         f"files, census_income. Received: {data.source!r}.")
+                         f"files, {', '.join(PUBLIC_SOURCES)}. Received: "
+                         f"{data.source!r}.")
     # The built-in sources hold every MovieLens column; the config's schema
     # picks which of them the model reads.
     return dataclasses.replace(dataset, schema=config.schema)

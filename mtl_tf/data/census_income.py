@@ -15,9 +15,8 @@ order of `census-income.names`.
 
 The published protocol (torch-rechub `examples/ranking`, after the paper):
 train on `census-income.data`; split `census-income.test` 1:1 into validation
-and test. `census_income_splits` builds exactly that; `data.source =
-"census_income"` in a config instead reads both files into one data set that
-`experiment.prepare_data` splits with the generic `data.split`.
+and test. `census_income_protocol` builds exactly that (`data.split =
+"published"`, as in the `census_income` preset).
 
 Example:
     >>> parts = load_census_income("data/census-income")
@@ -41,7 +40,8 @@ import pandas as pd
 
 from mtl_tf.data.cleaning import FILE_COLUMN, LENIENT_HINT, LINE_COLUMN
 from mtl_tf.data.dataset import RecDataset
-from mtl_tf.data.splits import Splits, published_split
+from mtl_tf.data.public import locate_files, missing_files_error
+from mtl_tf.data.splits import Splits, published_file_split
 from mtl_tf.schema import Feature, Schema
 from mtl_tf.task_config import TaskConfig
 
@@ -98,25 +98,13 @@ def census_income_files(data_dir: str | os.PathLike) -> dict[str, Path]:
             the directory holds.
     """
     root = Path(data_dir).expanduser()
-    if not root.is_dir():
-        raise ValueError(f"census-income: data directory not found: {root}; pass "
-                         "the folder holding census-income.data and "
-                         "census-income.test (or their .gz).")
-    found = sorted(p.name for p in root.iterdir())
-    paths, missing = {}, []
-    for part, name in FILES.items():
-        match = next((root / n for n in (name, name + ".gz") if n in found), None)
-        if match is None:
-            missing.append(f"{name}[.gz]")
-        else:
-            paths[part] = match
-    if missing:
-        nested = [n for n in found if (root / n).is_dir()]
-        hint = f" Subfolders: {nested}." if nested else ""
-        raise ValueError(f"census-income: {root} is missing {missing}; it holds "
-                         f"{found[:30]}.{hint} Download census-income.data.gz and "
-                         "census-income.test.gz from the UCI repository "
-                         "(Census-Income (KDD)).")
+    paths, missing = locate_files(FILES, [root])
+    if missing or not root.is_dir():
+        raise missing_files_error(
+            "census-income", root, missing or list(FILES.values()),
+            "Pass the folder holding census-income.data and census-income.test "
+            "(or their .gz), downloaded from the UCI Machine Learning Repository "
+            "(Census-Income (KDD)).")
     return paths
 
 
@@ -236,11 +224,8 @@ def load_census_income(data_dir: str | os.PathLike, *,
 def load_census_income_source(data_dir: str | os.PathLike | None, schema: Schema,
                               labels: Mapping[str, str], *, lenient: bool = False
                               ) -> RecDataset:
-    """Both files in one `RecDataset`, for `data.source = "census_income"`.
-
-    `experiment.prepare_data` then splits it with the generic `data.split`
-    (random by default), not the published protocol; for that, use
-    `census_income_splits` (as `benchmarks/census_income.py` does).
+    """Both files in one `RecDataset`, for `data.source = "census_income"`
+    (`census_income_protocol` splits it as published).
 
     Raises:
         ValueError: no `data_dir`, or as `load_census_income`.
@@ -254,22 +239,25 @@ def load_census_income_source(data_dir: str | os.PathLike | None, schema: Schema
     return _concatenated(parts["train"], parts["test"])
 
 
+def census_income_protocol(data: RecDataset, seed: int = 42) -> Splits:
+    """The published protocol on both files' rows: train on the train file, the
+    test file split 1:1.
+
+    The test file's rows (in file order) are permuted with
+    `np.random.default_rng(seed)`; the first half (rounded down) is validation,
+    the rest test.
+    """
+    return published_file_split(data.interactions, FILES["test"],
+                                validation_from="test", validation_fraction=0.5,
+                                seed=seed)
+
+
 def census_income_splits(parts: Mapping[str, RecDataset], seed: int = 42
                          ) -> tuple[RecDataset, Splits]:
-    """The published protocol: train on the train file, the test file split 1:1.
-
-    The test file's rows are permuted with `np.random.default_rng(seed)`; the
-    first half (rounded down) is validation, the rest test.
-
-    Returns:
-        One `RecDataset` holding every row (for the fitted preprocessing and
-        the arrays), and its `Splits`.
-    """
-    train, test = parts["train"], parts["test"]
-    splits = published_split(train.interactions, test.interactions,
-                             validation_from="test", validation_fraction=0.5,
-                             seed=seed)
-    return _concatenated(train, test), splits
+    """`load_census_income`'s two parts as one `RecDataset` (for the fitted
+    preprocessing and the arrays) and its `census_income_protocol` splits."""
+    data = _concatenated(parts["train"], parts["test"])
+    return data, census_income_protocol(data, seed)
 
 
 def _concatenated(train: RecDataset, test: RecDataset) -> RecDataset:
@@ -281,5 +269,6 @@ def _concatenated(train: RecDataset, test: RecDataset) -> RecDataset:
 
 
 __all__ = ["CENSUS_INCOME_SCHEMA", "CENSUS_INCOME_TASKS", "COLUMNS",
-           "census_income_files", "census_income_splits", "load_census_income",
+           "census_income_files", "census_income_protocol", "census_income_splits",
+           "load_census_income",
            "load_census_income_source", "read_census_file"]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 import pandas as pd
 
+from mtl_tf.data.cleaning import FILE_COLUMN
 from mtl_tf.schema import Schema
 
 
@@ -120,6 +122,35 @@ def published_split(train: pd.DataFrame, test: pd.DataFrame, *,
     if validation_from == "train":
         return Splits(rest, validation, test.reset_index(drop=True))
     return Splits(train.reset_index(drop=True), validation, rest)
+
+
+def published_file_split(interactions: pd.DataFrame, test_file: str, *,
+                         validation_from: str, validation_fraction: float,
+                         seed: int) -> Splits:
+    """`published_split` of rows read from a train and a test file: a row is a
+    test row when the name of its `_file` (the loaders' helper column) starts
+    with `test_file` (e.g. "census-income.test" matches its `.gz` too).
+
+    Raises:
+        ValueError: no `_file` column (the rows were not read by a loader), no
+            row from the test file or none from another, or as
+            `published_split`.
+    """
+    if FILE_COLUMN not in interactions:
+        raise ValueError(f"published_file_split: the interactions have no "
+                         f"{FILE_COLUMN!r} column telling train from test rows; "
+                         "read them with the data set's loader.")
+    files = interactions[FILE_COLUMN].astype("category")  # per file, not per row
+    test = [f for f in files.cat.categories
+            if os.path.basename(str(f)).startswith(test_file)]
+    is_test = files.isin(test).to_numpy()
+    if is_test.all() or not is_test.any():
+        raise ValueError(f"published_file_split: expected rows from {test_file!r} "
+                         "and from the train file; the rows come from "
+                         f"{list(files.cat.categories)[:5]}.")
+    return published_split(interactions[~is_test], interactions[is_test],
+                           validation_from=validation_from,
+                           validation_fraction=validation_fraction, seed=seed)
 
 
 def split(interactions: pd.DataFrame, schema: Schema, method: str,
