@@ -18,9 +18,12 @@ as constants, so serving needs only stock TensorFlow ops and runs no item tower:
 tensorflow-text op and no transformer pass, even when the model fine-tuned a
 pretrained text encoder. Unknown categorical values and ids use OOV rows, missing
 numbers are imputed; unknown item ids use the representation of an unknown item.
-`assets.extra/schema.json` documents the request format with a REST example. The
-export is written to a temporary directory and renamed into place, so a crash
-never leaves a half-written version.
+`assets.extra/schema.json` documents the request format with a REST example, and
+`assets.extra/tf_serving_warmup_requests` holds the same requests for TF Serving
+to replay at load time; the export base gets `models.config` and
+`batching_parameters.txt` (`mtl_tf.serving_config`). The export is written to a
+temporary directory and renamed into place, so a crash never leaves a
+half-written version.
 
 `export_item_encoder` writes a separate, optional SavedModel for cold-start items
 (a model with a fine-tuned text encoder only): raw item features in, item
@@ -36,13 +39,16 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Mapping
 
+import numpy as np
 import tensorflow as tf
 
 from mtl_tf.model.encoders import as_string
 from mtl_tf.model.multitask import MultiTaskRecommender
 from mtl_tf.model.towers import UNKNOWN_ITEM_ID
 from mtl_tf.schema import Feature, Schema
+from mtl_tf.serving_config import write_server_config, write_warmup
 
 # Score of excluded items; finite so TF Serving's JSON responses stay valid.
 EXCLUDED_SCORE = -1e9
@@ -177,33 +183,79 @@ def export_saved_model(model: MultiTaskRecommender, export_dir: str | Path,
         signatures["recommend"] = _named_inputs(module.recommend, query, with_k=True)
         signatures["recommend_excluding"] = _named_inputs(
             module.recommend_excluding, query, with_k=True, with_exclude=True)
+    requests = request_examples(schema, with_retrieval, example or {}, default_k,
+                                model.catalog.item_ids if model.catalog else ())
     documents = dict(assets or {})
     documents["schema"] = _schema_document(schema, model_name, with_retrieval,
-                                           example or {}, default_k)
+                                           requests)
     return _save_atomically(module, signatures, Path(export_dir) / model_name,
-                            version, documents, {"default_k": default_k})
+                            version, documents, {"default_k": default_k},
+                            warmup=_as_tensors(schema, requests))
 
 
-def _schema_document(schema: Schema, model_name: str, with_retrieval: bool,
-                     example: dict, default_k: int) -> dict:
-    """`assets.extra/schema.json`: the schema, each signature's inputs and REST
-    request examples (the columnar "inputs" format)."""
-    signatures = request_format(schema, with_retrieval)
-    url = f"http://localhost:8501/v1/models/{model_name}:predict"
+def request_examples(schema: Schema, with_retrieval: bool, example: Mapping,
+                     default_k: int, catalog_ids) -> dict[str, dict[str, list]]:
+    """One request per signature, in the columnar "inputs" format (batch 1).
 
-    def rest(signature: str) -> dict:
+    Feature values come from `example` (a real row's), else a neutral value of
+    the feature's type; the item id and the excluded id are real catalog ids.
+    They are the REST examples of `schema.json` and the warmup requests.
+    """
+    catalog = [str(i) for i in catalog_ids][:1] or [""]
+    neutral = {"string": "", "int64": 0, "float32": 0.0, "bool": False}
+
+    def value(feature: Feature) -> list:
+        if feature.name in example:
+            found = example[feature.name]
+        elif schema.item_id is not None and feature.name == schema.item_id.name:
+            found = catalog[0]
+        else:
+            found = [] if feature.kind == "multi_categorical" else \
+                neutral[feature.dtype]
+        if feature.kind == "multi_categorical":
+            found = [str(v) for v in found] or [""]
+        return [found]
+
+    out = {}
+    for signature, specs in request_format(schema, with_retrieval).items():
         inputs = {}
-        for spec in signatures[signature]:
+        for spec in specs:
             if spec["name"] == "k":
                 inputs["k"] = default_k
             elif spec["name"] == "exclude_item_ids":
-                inputs["exclude_item_ids"] = [[""]]
+                inputs["exclude_item_ids"] = [catalog]
             else:
-                inputs[spec["name"]] = [example.get(spec["name"], "")]
-        return {"signature_name": signature, "inputs": inputs}
+                inputs[spec["name"]] = value(schema[spec["name"]])
+        out[signature] = inputs
+    return out
 
-    return {"schema": schema.to_dict(), "signatures": signatures,
-            "rest_url": url, "rest_examples": {name: rest(name) for name in signatures},
+
+def _as_tensors(schema: Schema, requests: Mapping[str, Mapping[str, list]]
+                ) -> dict[str, dict[str, np.ndarray]]:
+    """`request_examples` as numpy arrays typed like the signatures' inputs."""
+    def array(name: str, values) -> np.ndarray:
+        if name == "k":
+            return np.int32(values)
+        if name == "exclude_item_ids":
+            return np.asarray(values, object)
+        dtype = feature_spec(schema[name]).dtype
+        return np.asarray(values, object if dtype == tf.string else
+                          dtype.as_numpy_dtype)
+
+    return {signature: {name: array(name, values) for name, values in inputs.items()}
+            for signature, inputs in requests.items()}
+
+
+def _schema_document(schema: Schema, model_name: str, with_retrieval: bool,
+                     requests: Mapping[str, dict]) -> dict:
+    """`assets.extra/schema.json`: the schema, each signature's inputs and REST
+    request examples (the columnar "inputs" format)."""
+    url = f"http://localhost:8501/v1/models/{model_name}:predict"
+    return {"schema": schema.to_dict(),
+            "signatures": request_format(schema, with_retrieval),
+            "rest_url": url,
+            "rest_examples": {name: {"signature_name": name, "inputs": inputs}
+                              for name, inputs in requests.items()},
             "notes": ["Unknown categorical values and ids map to OOV rows; send "
                       "NaN for a missing number (TF Serving's JSON accepts the "
                       "NaN literal), it is imputed.",
@@ -284,9 +336,13 @@ def export_item_encoder(model: MultiTaskRecommender, export_dir: str | Path,
 
 def _save_atomically(module: tf.Module, signatures: dict, model_dir: Path,
                      version: int | None, assets: dict[str, dict] | None,
-                     export_info: dict) -> Path:
+                     export_info: dict,
+                     warmup: Mapping[str, Mapping[str, np.ndarray]] | None = None
+                     ) -> Path:
     """Saves to a temporary directory in `model_dir`, then renames it to the
-    version directory; assets go to `assets.extra/<name>.json`."""
+    version directory; assets go to `assets.extra/<name>.json`, `warmup`
+    requests to `assets.extra/tf_serving_warmup_requests`. Then rewrites the
+    base's `models.config` and `batching_parameters.txt`."""
     model_dir.mkdir(parents=True, exist_ok=True)
     version = next_version(model_dir) if version is None else int(version)
     final = model_dir / str(version)
@@ -303,10 +359,13 @@ def _save_atomically(module: tf.Module, signatures: dict, model_dir: Path,
                                **export_info, "signatures": sorted(signatures)}
         for name, document in documents.items():
             (extra / f"{name}.json").write_text(json.dumps(document, indent=2))
+        if warmup:
+            write_warmup(extra, model_dir.name, warmup)
         os.replace(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    write_server_config(model_dir.parent)
     return final
 
 
