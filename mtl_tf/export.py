@@ -13,8 +13,9 @@ their dtype, numeric float32, text strings, multi_categorical lists as string
   (pad with "") never to recommend, e.g. what the user already rated. When fewer
   than k items remain, the empty slots have id "" and score `EXCLUDED_SCORE`.
 
-Item representations of the whole catalog are computed at export time and baked in
-as constants, so serving needs only stock TensorFlow ops and runs no item tower: no
+Item representations of the whole catalog are computed at export time and saved
+as variables (not graph constants, so the GraphDef stays small), so serving
+needs only stock TensorFlow ops and runs no item tower: no
 tensorflow-text op and no transformer pass, even when the model fine-tuned a
 pretrained text encoder. Unknown categorical values and ids use OOV rows, missing
 numbers are imputed; unknown item ids use the representation of an unknown item.
@@ -85,7 +86,8 @@ def request_format(schema: Schema, with_retrieval: bool) -> dict:
 
 
 class ServingModule(tf.Module):
-    """The exported object: the model's variables plus the baked item catalog."""
+    """The exported object: the model's variables plus the catalog's item
+    representations, ids and embeddings as non-trainable variables."""
 
     def __init__(self, model: MultiTaskRecommender, default_k: int = 10):
         super().__init__()
@@ -101,10 +103,16 @@ class ServingModule(tf.Module):
             # Row 0 is the unknown item, rows 1.. the catalog in order.
             unknown = model.candidate_tower(tf.constant([UNKNOWN_ITEM_ID]))
             known = model.candidate_tower(catalog.catalog_ids)
-            self.item_representations = tf.constant(tf.concat([unknown, known], 0))
-            self.item_embeddings = tf.math.l2_normalize(self.item_representations,
-                                                        -1)
-            self.catalog_ids = catalog.catalog_ids
+            # Variables, not graph constants: the GraphDef stays small whatever
+            # the catalog size (protocol buffers stop at 2 GB).
+            representations = tf.concat([unknown, known], 0)
+            self.item_representations = tf.Variable(
+                representations, trainable=False, name="item_representations")
+            self.item_embeddings = tf.Variable(
+                tf.math.l2_normalize(representations, -1), trainable=False,
+                name="item_embeddings")
+            self.catalog_ids = tf.Variable(catalog.catalog_ids, trainable=False,
+                                           name="catalog_ids")
             self.catalog_rows = catalog._table
 
     def _user(self, features):

@@ -8,6 +8,7 @@ import sys
 import textwrap
 
 import pytest
+import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 from test_census_income import write_census_income
@@ -132,3 +133,26 @@ def test_schema_json_examples_are_the_warmup_requests(trained_tiny, signature):
         if isinstance(value, list) and value and isinstance(value[0], bytes):
             value = [v.decode() for v in value]
         assert value == values, name
+
+
+def test_the_catalog_is_saved_as_variables_not_graph_constants(trained_tiny):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    export = trained_tiny["export"]
+    rows = trained_tiny["prepared"].data.num_items + 1  # + the unknown item
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((export / "saved_model.pb").read_bytes())
+    shapes = []
+    for graph in proto.meta_graphs:
+        nodes = list(graph.graph_def.node)
+        for function in graph.graph_def.library.function:
+            nodes += list(function.node_def)
+        shapes += [[d.size for d in node.attr["value"].tensor.tensor_shape.dim]
+                   for node in nodes if node.op == "Const"
+                   and node.attr["value"].tensor.dtype == tf.float32.as_datatype_enum]
+    # No float matrix with a row per catalog item (+ the unknown) in the graph.
+    assert not [s for s in shapes if len(s) == 2 and s[0] == rows], shapes
+    variables = tf.train.list_variables(str(export / "variables" / "variables"))
+    sizes = {tuple(shape) for _, shape in variables}
+    dim = trained_tiny["config"].model.embedding_dim
+    assert (rows, dim) in sizes and (rows - 1,) in sizes  # representations, ids
