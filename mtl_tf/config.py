@@ -369,8 +369,29 @@ class ExportConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Test-time evaluation.
+
+    Attributes:
+        max_users: retrieval hit rates over the test rows of a seeded sample of
+            at most this many test users (0: every test user); the metrics'
+            `hit_rate_users` says how many were scored. Each user costs a
+            catalog-wide ranking, so million-user test splits want a sample.
+        seed: seed of that sample.
+    """
+
+    max_users: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_users < 0:
+            raise ValueError("eval.max_users must be >= 0 (0: every test user). "
+                             f"Received: {self.max_users}.")
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
-    """A whole run: data, schema, model, tasks, training and export.
+    """A whole run: data, schema, model, tasks, training, export and evaluation.
 
     `schema` declares the features (`mtl_tf.schema`); the default is the
     built-in MovieLens schema of the synthetic, movielens and tfds sources.
@@ -384,6 +405,7 @@ class Config:
     loss: LossConfig = LossConfig()
     train: TrainConfig = TrainConfig()
     export: ExportConfig = ExportConfig()
+    eval: EvalConfig = EvalConfig()
 
     def __post_init__(self) -> None:
         validate_tasks(self.tasks)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mtl_tf.config import Config
+from mtl_tf.config import Config, EvalConfig
 from mtl_tf.data import RecDataset, load_data
 from mtl_tf.data.pipeline import (
     add_impression_negatives,
@@ -116,19 +116,22 @@ def prepare_data(config: Config, data: RecDataset | None = None,
     return PreparedData(data, parts, arrays, preprocessing, tuple(tasks))
 
 
-def evaluate(model, prepared: PreparedData) -> dict[str, float]:
-    """Test metrics: each task's metric and retrieval hit rates (both protocols)."""
+def evaluate(model, prepared: PreparedData,
+             eval_config: EvalConfig = EvalConfig()) -> dict[str, float]:
+    """Test metrics: each task's metric and retrieval hit rates (both protocols;
+    over a sample of `eval_config.max_users` test users if set)."""
 
-    metrics = _split_metrics(model, prepared, None)
+    metrics = _split_metrics(model, prepared, None, eval_config)
     cold = prepared.splits.cold_items
     if cold:
         for name, wanted in (("cold", True), ("warm", False)):
-            metrics.update({f"{name}_{k}": v for k, v in
-                            _split_metrics(model, prepared, (cold, wanted)).items()})
+            metrics.update({f"{name}_{k}": v for k, v in _split_metrics(
+                model, prepared, (cold, wanted), eval_config).items()})
     return metrics
 
 
-def _split_metrics(model, prepared: PreparedData, subset) -> dict[str, float]:
+def _split_metrics(model, prepared: PreparedData, subset,
+                   eval_config: EvalConfig) -> dict[str, float]:
     """Test metrics of all test rows, or of rows whose item is (not) in a set."""
     from mtl_tf import scoring
 
@@ -143,9 +146,24 @@ def _split_metrics(model, prepared: PreparedData, subset) -> dict[str, float]:
         arrays = {k: v[keep] for k, v in arrays.items()}
     metrics = scoring.task_metrics(model, arrays)
     if model.retrieval_task is not None:
+        positives = _sample_users(prepared.positives(test),
+                                  prepared.data.schema.user_id.name, eval_config)
         metrics.update(scoring.retrieval_metrics(model, prepared.data, prepared.seen,
-                                                 prepared.positives(test)))
+                                                 positives))
+        metrics["hit_rate_users"] = float(
+            positives[prepared.data.schema.user_id.name].nunique())
     return metrics
+
+
+def _sample_users(rows: pd.DataFrame, user_key: str,
+                  eval_config: EvalConfig) -> pd.DataFrame:
+    """The rows of a seeded sample of at most `max_users` users (all if 0)."""
+    users = rows[user_key].astype(str).unique()
+    if not eval_config.max_users or len(users) <= eval_config.max_users:
+        return rows
+    kept = np.random.default_rng(eval_config.seed).choice(
+        users, eval_config.max_users, replace=False)
+    return rows[rows[user_key].astype(str).isin(kept)].reset_index(drop=True)
 
 
 def run(config: Config, run_dir: str | Path, *, export: bool = True,
@@ -187,7 +205,7 @@ def run(config: Config, run_dir: str | Path, *, export: bool = True,
     training = fit(model, config, train_ds, val_ds, run_dir,
                    num_train_examples=len(prepared.splits.train), verbose=verbose)
     training["seconds"] = time.perf_counter() - started
-    metrics = evaluate(model, prepared)
+    metrics = evaluate(model, prepared, config.eval)
     summary = {"metrics": metrics,
                "training": {k: v for k, v in training.items() if k != "history"},
                "data": {"name": prepared.data.name, **prepared.splits.sizes(),
