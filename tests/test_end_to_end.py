@@ -18,7 +18,8 @@ import mtl_tf  # noqa: F401
 import tensorflow as tf
 
 from mtl_tf.data import movielens_schema as F
-from mtl_tf import scoring
+from mtl_tf import experiment, scoring
+from mtl_tf.config import EvalConfig, apply_overrides, get_preset
 
 SERVING_SCRIPT = textwrap.dedent('''
     import sys
@@ -194,3 +195,20 @@ def test_recommend_matches_in_memory_model(plain_tf_outputs, trained_tiny, signa
     if signature == "recommend_excluding":
         for row, excluded in enumerate(inputs["exclude_item_ids"]):
             assert not set(ids[row]) & set(excluded)
+
+
+def test_eval_max_users_scores_a_seeded_sample_of_test_users(trained_tiny):
+    model, prepared = trained_tiny["model"], trained_tiny["prepared"]
+    every = experiment.evaluate(model, prepared)
+    users = prepared.positives(prepared.splits.test)["user_id"].nunique()
+    assert every["hit_rate_users"] == users > 60
+    sample = experiment.evaluate(model, prepared, EvalConfig(max_users=60, seed=1))
+    again = experiment.evaluate(model, prepared, EvalConfig(max_users=60, seed=1))
+    other = experiment.evaluate(model, prepared, EvalConfig(max_users=60, seed=2))
+    assert sample["hit_rate_users"] == 60
+    assert sample["hit_rate_at_10"] == again["hit_rate_at_10"]
+    assert sample["hit_rate_at_100"] != other["hit_rate_at_100"]
+    # The ranking tasks are still scored on every test row.
+    assert sample["rating_rmse"] == every["rating_rmse"]
+    with pytest.raises(ValueError, match="eval.max_users must be >= 0"):
+        apply_overrides(get_preset("tiny"), ["eval.max_users=-1"])

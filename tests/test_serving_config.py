@@ -157,21 +157,3 @@ def test_the_catalog_is_saved_as_variables_not_graph_constants(trained_tiny):
     dim = trained_tiny["config"].model.embedding_dim
     assert (rows, dim) in sizes and (rows - 1,) in sizes  # representations, ids
 
-
-def test_eval_max_users_scores_a_seeded_sample_of_test_users(trained_tiny):
-    from mtl_tf.config import EvalConfig
-
-    model, prepared = trained_tiny["model"], trained_tiny["prepared"]
-    every = experiment.evaluate(model, prepared)
-    users = prepared.positives(prepared.splits.test)["user_id"].nunique()
-    assert every["hit_rate_users"] == users > 60
-    sample = experiment.evaluate(model, prepared, EvalConfig(max_users=60, seed=1))
-    again = experiment.evaluate(model, prepared, EvalConfig(max_users=60, seed=1))
-    other = experiment.evaluate(model, prepared, EvalConfig(max_users=60, seed=2))
-    assert sample["hit_rate_users"] == 60
-    assert sample["hit_rate_at_10"] == again["hit_rate_at_10"]
-    assert sample["hit_rate_at_100"] != other["hit_rate_at_100"]
-    # The ranking tasks are still scored on every test row.
-    assert sample["rating_rmse"] == every["rating_rmse"]
-    with pytest.raises(ValueError, match="eval.max_users must be >= 0"):
-        apply_overrides(get_preset("tiny"), ["eval.max_users=-1"])
