@@ -360,12 +360,17 @@ class ExportConfig:
             encoder (`model.text_encoder_mode` "finetune" or "finetune_top_n"),
             and its server needs the tensorflow-text ops; see
             `mtl_tf.export.export_item_encoder`.
+        item_embeddings: also add a `user_embedding` signature and write the
+            catalog's retrieval embeddings (`assets.extra/item_ids.txt`,
+            `assets.extra/item_embeddings.npy`), for serving retrieval from an
+            external nearest-neighbour index (needs a retrieval task).
     """
 
     model_name: str = "mtl_movielens"
     export_dir: str = "saved_models"
     default_k: int = 10
     item_encoder: bool = False
+    item_embeddings: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -218,7 +218,8 @@ def run(config: Config, run_dir: str | Path, *, export: bool = True,
         export_path = export_saved_model(
             model, config.export.export_dir, config.export.model_name,
             default_k=config.export.default_k, assets=assets,
-            example=_request_example(prepared))
+            example=_request_example(prepared),
+            item_embeddings=config.export.item_embeddings)
         if config.export.item_encoder:
             item_encoder_path = export_item_encoder(
                 model, config.export.export_dir,

@@ -12,6 +12,9 @@ their dtype, numeric float32, text strings, multi_categorical lists as string
 - `recommend_excluding`: as `recommend`, plus `exclude_item_ids` [batch, n]
   (pad with "") never to recommend, e.g. what the user already rated. When fewer
   than k items remain, the empty slots have id "" and score `EXCLUDED_SCORE`.
+- `user_embedding` (with `item_embeddings=True`): the query features ->
+  `embedding` [batch, dim], unit norm, for an external nearest-neighbour index
+  over `assets.extra/item_embeddings.npy` (ids in `item_ids.txt`).
 
 Item representations of the whole catalog are computed at export time and saved
 as variables (not graph constants, so the GraphDef stays small), so serving
@@ -151,6 +154,11 @@ class ServingModule(tf.Module):
     def recommend(self, features, k):
         return self._top_k(features, k, None)
 
+    def user_embedding(self, features):
+        """The query's unit-norm retrieval embedding (cosine with an item's
+        row of `item_embeddings.npy` is `recommend`'s score)."""
+        return {"embedding": tf.math.l2_normalize(self._user(features), -1)}
+
     def recommend_excluding(self, features, k, exclude_item_ids):
         return self._top_k(features, k, exclude_item_ids)
 
@@ -164,7 +172,8 @@ def next_version(model_dir: Path) -> int:
 def export_saved_model(model: MultiTaskRecommender, export_dir: str | Path,
                        model_name: str, *, version: int | None = None,
                        default_k: int = 10, assets: dict[str, dict] | None = None,
-                       example: dict | None = None) -> Path:
+                       example: dict | None = None,
+                       item_embeddings: bool = False) -> Path:
     """Exports `model` to `<export_dir>/<model_name>/<version>/` atomically.
 
     Args:
@@ -177,6 +186,15 @@ def export_saved_model(model: MultiTaskRecommender, export_dir: str | Path,
             to `assets.extra/<name>.json` inside the export.
         example: one request's feature values (name -> value), used for the
             REST example in `assets.extra/schema.json`.
+        item_embeddings: add a `user_embedding` signature (query features ->
+            `embedding` [batch, dim], unit norm) and write the catalog's unit-norm
+            item embeddings to `assets.extra/item_embeddings.npy` (float32
+            [items, dim]) with their ids, one per line, in
+            `assets.extra/item_ids.txt`: the two sides of an external
+            nearest-neighbour index. Needs a retrieval task.
+
+    Raises:
+        ValueError: `item_embeddings` without a retrieval task.
 
     Returns:
         The final version directory.
@@ -191,14 +209,26 @@ def export_saved_model(model: MultiTaskRecommender, export_dir: str | Path,
         signatures["recommend"] = _named_inputs(module.recommend, query, with_k=True)
         signatures["recommend_excluding"] = _named_inputs(
             module.recommend_excluding, query, with_k=True, with_exclude=True)
+    files = {}
+    if item_embeddings:
+        if not with_retrieval:
+            raise ValueError("export.item_embeddings=true exports the retrieval "
+                             "embeddings: the model needs a retrieval task.")
+        signatures["user_embedding"] = _named_inputs(module.user_embedding, query)
+        files = {"item_ids.txt": "".join(f"{i}\n" for i in model.catalog.item_ids),
+                 "item_embeddings.npy": module.item_embeddings[1:].numpy()}
     requests = request_examples(schema, with_retrieval, example or {}, default_k,
                                 model.catalog.item_ids if model.catalog else ())
     documents = dict(assets or {})
     documents["schema"] = _schema_document(schema, model_name, with_retrieval,
                                            requests)
+    warmup = _as_tensors(schema, requests)
+    if item_embeddings:
+        warmup["user_embedding"] = warmup["recommend"].copy()
+        del warmup["user_embedding"]["k"]
     return _save_atomically(module, signatures, Path(export_dir) / model_name,
                             version, documents, {"default_k": default_k},
-                            warmup=_as_tensors(schema, requests))
+                            warmup=warmup, files=files)
 
 
 def request_examples(schema: Schema, with_retrieval: bool, example: Mapping,
@@ -345,11 +375,12 @@ def export_item_encoder(model: MultiTaskRecommender, export_dir: str | Path,
 def _save_atomically(module: tf.Module, signatures: dict, model_dir: Path,
                      version: int | None, assets: dict[str, dict] | None,
                      export_info: dict,
-                     warmup: Mapping[str, Mapping[str, np.ndarray]] | None = None
-                     ) -> Path:
+                     warmup: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+                     files: Mapping[str, str | np.ndarray] | None = None) -> Path:
     """Saves to a temporary directory in `model_dir`, then renames it to the
     version directory; assets go to `assets.extra/<name>.json`, `warmup`
-    requests to `assets.extra/tf_serving_warmup_requests`. Then rewrites the
+    requests to `assets.extra/tf_serving_warmup_requests`, `files` (text or a
+    numpy array, by name) to `assets.extra/`. Then rewrites the
     base's `models.config` and `batching_parameters.txt`."""
     model_dir.mkdir(parents=True, exist_ok=True)
     version = next_version(model_dir) if version is None else int(version)
@@ -369,6 +400,11 @@ def _save_atomically(module: tf.Module, signatures: dict, model_dir: Path,
             (extra / f"{name}.json").write_text(json.dumps(document, indent=2))
         if warmup:
             write_warmup(extra, model_dir.name, warmup)
+        for name, content in (files or {}).items():
+            if isinstance(content, np.ndarray):
+                np.save(extra / name, content)
+            else:
+                (extra / name).write_text(content)
         os.replace(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

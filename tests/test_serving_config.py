@@ -1,12 +1,14 @@
 """TF Serving's operations files: warmup records replayed as the server does at
 load time, in a plain-TensorFlow subprocess, and the server config files."""
 
+import dataclasses
 import json
 import re
 import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 import tensorflow as tf
 from google.protobuf import text_format
@@ -157,3 +159,41 @@ def test_the_catalog_is_saved_as_variables_not_graph_constants(trained_tiny):
     dim = trained_tiny["config"].model.embedding_dim
     assert (rows, dim) in sizes and (rows - 1,) in sizes  # representations, ids
 
+
+
+def test_item_embeddings_export_serves_an_external_index(trained_tiny, tmp_path):
+    from mtl_tf.export import export_saved_model
+
+    model = trained_tiny["model"]
+    export = export_saved_model(model, tmp_path, "ann", item_embeddings=True)
+    extra = export / "assets.extra"
+    ids = (extra / "item_ids.txt").read_text().splitlines()
+    matrix = np.load(extra / "item_embeddings.npy")
+    assert ids == list(model.catalog.item_ids)
+    assert matrix.dtype == np.float32 and matrix.shape[0] == len(ids)
+    np.testing.assert_allclose(np.linalg.norm(matrix, axis=1), 1.0, atol=1e-5)
+    # Plain TensorFlow: the warmup replays the new signature too, and an index
+    # over the matrix returns recommend's top 10 for the same request.
+    records = {r["signature"]: r["outputs"] for r in replay(export)}
+    assert records["user_embedding"]["embedding"]["finite"]
+    requests = dict(read_warmup(extra / WARMUP_FILE))
+    served = tf.saved_model.load(str(export))
+    query = {k: tf.constant(v) for k, v in requests["user_embedding"].items()}
+    embedding = served.signatures["user_embedding"](**query)["embedding"].numpy()
+    top = np.argsort(-(embedding @ matrix.T)[0], kind="stable")[:10]
+    assert [ids[i] for i in top] == records["recommend"]["item_ids"]
+    with pytest.raises(ValueError, match="needs a retrieval task"):
+        export_saved_model(_ranking_only(trained_tiny), tmp_path, "no",
+                           item_embeddings=True)
+
+
+def _ranking_only(trained_tiny):
+    """A tiny model without a retrieval task."""
+    from mtl_tf.model.builder import build_model
+
+    config = trained_tiny["config"]
+    config = dataclasses.replace(config, tasks=tuple(
+        t for t in config.tasks if t.type != "retrieval"))
+    prepared = trained_tiny["prepared"]
+    return build_model(config, prepared.data, prepared.splits.train,
+                       prepared.preprocessing)
