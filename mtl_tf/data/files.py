@@ -13,6 +13,9 @@ The format follows the extension; all but Parquet may also end in ``.gz``:
   a character splits each line as it is (no quoting).
 - JSON Lines (``.jsonl``, ``.ndjson``, ``.json``): one JSON object per line.
 - Parquet (``.parquet``, ``.pq``).
+- TFRecord of `tf.train.Example`, one per row (``.tfrecord``; ``.gz`` for
+  GZIP-compressed records), as `python -m mtl_tf.data.convert` writes them
+  (`mtl_tf.data.tfrecords`).
 
 JSON Lines and Parquet keep their native types (numbers, booleans, lists). A
 path may be a glob of shards (``logs/part-*.csv.gz``): they are read in sorted
@@ -47,12 +50,14 @@ from mtl_tf.data.cleaning import (
 )
 from mtl_tf.data.dataset import RecDataset
 from mtl_tf.data.file_formats import read_delimited, read_json_lines, read_parquet
+from mtl_tf.data.tfrecords import read_tfrecords
 from mtl_tf.schema import Schema
 
 _DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
 _JSON_LINES = (".jsonl", ".ndjson", ".json")
 _PARQUET = (".parquet", ".pq")
-SUPPORTED_EXTENSIONS = (*_DELIMITERS, *_JSON_LINES, *_PARQUET)
+_TFRECORD = (".tfrecord",)
+SUPPORTED_EXTENSIONS = (*_DELIMITERS, *_JSON_LINES, *_PARQUET, *_TFRECORD)
 # `read_table` stores the count of skipped malformed lines (lenient) here.
 MALFORMED_ATTR = "malformed_rows"
 _LISTED = 20  # Directory entries a "file not found" message shows.
@@ -260,6 +265,9 @@ def _read_shard(path: str, separator: str, what: str, lenient: bool, limit: int
         if extension in _PARQUET:
             frame, skipped = read_parquet(path, what, limit), 0
             lines = np.arange(1, len(frame) + 1)
+        elif extension in _TFRECORD:
+            frame, lines = read_tfrecords(path, gzipped, what, limit)
+            skipped = 0
         elif extension in _JSON_LINES:
             frame, lines, skipped = read_json_lines(path, gzipped, what, lenient,
                                                      limit)
