@@ -22,7 +22,8 @@ needs only stock TensorFlow ops and runs no item tower: no
 tensorflow-text op and no transformer pass, even when the model fine-tuned a
 pretrained text encoder. Unknown categorical values and ids use OOV rows, missing
 numbers are imputed; unknown item ids use the representation of an unknown item.
-`assets.extra/schema.json` documents the request format with a REST example, and
+`assets.extra/schema.json` documents the request format with a REST example
+(`mtl_tf.request_format`), and
 `assets.extra/tf_serving_warmup_requests` holds the same requests for TF Serving
 to replay at load time; the export base gets `models.config` and
 `batching_parameters.txt` (`mtl_tf.serving_config`). The export is written to a
@@ -51,41 +52,17 @@ import tensorflow as tf
 from mtl_tf.model.encoders import as_string
 from mtl_tf.model.multitask import MultiTaskRecommender
 from mtl_tf.model.towers import UNKNOWN_ITEM_ID
-from mtl_tf.schema import Feature, Schema
+from mtl_tf.request_format import (
+    as_tensors,
+    feature_spec,
+    request_examples,
+    schema_document,
+)
+from mtl_tf.schema import Feature
 from mtl_tf.serving_config import write_server_config, write_warmup
 
 # Score of excluded items; finite so TF Serving's JSON responses stay valid.
 EXCLUDED_SCORE = -1e9
-
-_DTYPES = {"string": tf.string, "int64": tf.int64, "float32": tf.float32,
-           "bool": tf.bool}
-
-
-def feature_spec(feature: Feature) -> tf.TensorSpec:
-    """The serving input of one schema feature."""
-    if feature.kind == "multi_categorical":
-        return tf.TensorSpec([None, None], tf.string, name=feature.name)
-    return tf.TensorSpec([None], _DTYPES[feature.dtype], name=feature.name)
-
-
-def request_format(schema: Schema, with_retrieval: bool) -> dict:
-    """The request format of each signature, as written to `schema.json`."""
-    def describe(feature: Feature) -> dict:
-        spec = feature_spec(feature)
-        return {"name": feature.name, "side": feature.side, "kind": feature.kind,
-                "dtype": spec.dtype.name, "shape": [None if d is None else d
-                                                    for d in spec.shape.as_list()]}
-
-    query = [describe(f) for f in schema.query_features]
-    item = [describe(schema.item_id)] if schema.item_id is not None else []
-    signatures = {"serving_default": query + item}
-    if with_retrieval:
-        k = {"name": "k", "dtype": "int32", "shape": []}
-        exclude = {"name": "exclude_item_ids", "dtype": "string",
-                   "shape": [None, None]}
-        signatures["recommend"] = query + [k]
-        signatures["recommend_excluding"] = query + [k, exclude]
-    return signatures
 
 
 class ServingModule(tf.Module):
@@ -220,84 +197,15 @@ def export_saved_model(model: MultiTaskRecommender, export_dir: str | Path,
     requests = request_examples(schema, with_retrieval, example or {}, default_k,
                                 model.catalog.item_ids if model.catalog else ())
     documents = dict(assets or {})
-    documents["schema"] = _schema_document(schema, model_name, with_retrieval,
+    documents["schema"] = schema_document(schema, model_name, with_retrieval,
                                            requests)
-    warmup = _as_tensors(schema, requests)
+    warmup = as_tensors(schema, requests)
     if item_embeddings:
         warmup["user_embedding"] = warmup["recommend"].copy()
         del warmup["user_embedding"]["k"]
     return _save_atomically(module, signatures, Path(export_dir) / model_name,
                             version, documents, {"default_k": default_k},
                             warmup=warmup, files=files)
-
-
-def request_examples(schema: Schema, with_retrieval: bool, example: Mapping,
-                     default_k: int, catalog_ids) -> dict[str, dict[str, list]]:
-    """One request per signature, in the columnar "inputs" format (batch 1).
-
-    Feature values come from `example` (a real row's), else a neutral value of
-    the feature's type; the item id and the excluded id are real catalog ids.
-    They are the REST examples of `schema.json` and the warmup requests.
-    """
-    catalog = [str(i) for i in catalog_ids][:1] or [""]
-    neutral = {"string": "", "int64": 0, "float32": 0.0, "bool": False}
-
-    def value(feature: Feature) -> list:
-        if feature.name in example:
-            found = example[feature.name]
-        elif schema.item_id is not None and feature.name == schema.item_id.name:
-            found = catalog[0]
-        else:
-            found = [] if feature.kind == "multi_categorical" else \
-                neutral[feature.dtype]
-        if feature.kind == "multi_categorical":
-            found = [str(v) for v in found] or [""]
-        return [found]
-
-    out = {}
-    for signature, specs in request_format(schema, with_retrieval).items():
-        inputs = {}
-        for spec in specs:
-            if spec["name"] == "k":
-                inputs["k"] = default_k
-            elif spec["name"] == "exclude_item_ids":
-                inputs["exclude_item_ids"] = [catalog]
-            else:
-                inputs[spec["name"]] = value(schema[spec["name"]])
-        out[signature] = inputs
-    return out
-
-
-def _as_tensors(schema: Schema, requests: Mapping[str, Mapping[str, list]]
-                ) -> dict[str, dict[str, np.ndarray]]:
-    """`request_examples` as numpy arrays typed like the signatures' inputs."""
-    def array(name: str, values) -> np.ndarray:
-        if name == "k":
-            return np.int32(values)
-        if name == "exclude_item_ids":
-            return np.asarray(values, object)
-        dtype = feature_spec(schema[name]).dtype
-        return np.asarray(values, object if dtype == tf.string else
-                          dtype.as_numpy_dtype)
-
-    return {signature: {name: array(name, values) for name, values in inputs.items()}
-            for signature, inputs in requests.items()}
-
-
-def _schema_document(schema: Schema, model_name: str, with_retrieval: bool,
-                     requests: Mapping[str, dict]) -> dict:
-    """`assets.extra/schema.json`: the schema, each signature's inputs and REST
-    request examples (the columnar "inputs" format)."""
-    url = f"http://localhost:8501/v1/models/{model_name}:predict"
-    return {"schema": schema.to_dict(),
-            "signatures": request_format(schema, with_retrieval),
-            "rest_url": url,
-            "rest_examples": {name: {"signature_name": name, "inputs": inputs}
-                              for name, inputs in requests.items()},
-            "notes": ["Unknown categorical values and ids map to OOV rows; send "
-                      "NaN for a missing number (TF Serving's JSON accepts the "
-                      "NaN literal), it is imputed.",
-                      "List features are [batch, n] strings padded with \"\"."]}
 
 
 class ItemEncoderModule(tf.Module):
