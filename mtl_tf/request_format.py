@@ -54,7 +54,7 @@ def request_examples(schema: Schema, with_retrieval: bool, example: Mapping,
     the feature's type; the item id and the excluded id are real catalog ids.
     They are the REST examples of `schema.json` and the warmup requests.
     """
-    catalog = [str(i) for i in catalog_ids][:1] or [""]
+    catalog = [str(i) for i in catalog_ids[:1]] or [""]
     neutral = {"string": "", "int64": 0, "float32": 0.0, "bool": False}
 
     def value(feature: Feature) -> list:

@@ -50,7 +50,6 @@ from mtl_tf.data.cleaning import (
 )
 from mtl_tf.data.dataset import RecDataset
 from mtl_tf.data.file_formats import read_delimited, read_json_lines, read_parquet
-from mtl_tf.data.tfrecords import read_tfrecords
 from mtl_tf.schema import Schema
 
 _DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
@@ -266,6 +265,8 @@ def _read_shard(path: str, separator: str, what: str, lenient: bool, limit: int
             frame, skipped = read_parquet(path, what, limit), 0
             lines = np.arange(1, len(frame) + 1)
         elif extension in _TFRECORD:
+            # TensorFlow loads only when a TFRecord shard is read.
+            from mtl_tf.data.tfrecords import read_tfrecords
             frame, lines = read_tfrecords(path, gzipped, what, limit)
             skipped = 0
         elif extension in _JSON_LINES:

@@ -20,6 +20,7 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 
 from mtl_tf.data.cleaning import HELPER_COLUMNS
 
@@ -34,8 +35,6 @@ def read_tfrecords(path: str, gzipped: bool, what: str, limit: int
     Raises:
         ValueError: a record that is not a `tf.train.Example`, naming it.
     """
-    import tensorflow as tf
-
     records = tf.data.TFRecordDataset(path, "GZIP" if gzipped else "")
     if limit:
         records = records.take(limit)
@@ -80,8 +79,6 @@ def write_tfrecords(frame: pd.DataFrame, out_dir: str | os.PathLike, *,
     Raises:
         ValueError: `shards` < 1 or more shards than rows.
     """
-    import tensorflow as tf
-
     if shards < 1 or shards > max(len(frame), 1):
         raise ValueError(f"shards must be in [1, rows={len(frame)}]. Received: "
                          f"{shards}.")
@@ -109,9 +106,7 @@ def write_tfrecords(frame: pd.DataFrame, out_dir: str | os.PathLike, *,
     return paths
 
 
-def _example(columns: list[str], row: Iterable):
-    import tensorflow as tf
-
+def _example(columns: list[str], row: Iterable) -> tf.train.Example:
     features = {}
     for name, value in zip(columns, row):
         features[name] = tf.train.Feature(bytes_list=tf.train.BytesList(
