@@ -126,7 +126,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, epochs: int = 30,
 
 def base_overrides(args: argparse.Namespace) -> list[str]:
     """`--set`-style overrides of the options `add_arguments` adds."""
-    return [f"model.embedding_dim={EMBEDDING_DIM}", "model.user_history=false",
+    return [f"model.embedding_dim={EMBEDDING_DIM}", "model.history_encoder=none",
             "model.head_units=[8]", f"train.epochs={args.epochs}",
             f"train.batch_size={args.batch_size}",
             f"train.early_stopping_patience={args.patience}"]

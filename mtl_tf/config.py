@@ -27,11 +27,13 @@ from mtl_tf.task_config import (  # noqa: F401  (re-exported)
 )
 
 DATA_SOURCES = ("synthetic", "movielens", "tfds", "files", *PUBLIC_SOURCES)
-SPLITS = ("random", "temporal", "cold_items", "published")
+SPLITS = ("random", "temporal", "last_item", "cold_items", "published")
 OPTIMIZERS = ("adam", "adagrad")
 TEXT_ENCODER_MODES = ("frozen", "finetune", "finetune_top_n")
 MTL_ARCHITECTURES = ("shared_bottom", "single_task", "mmoe", "ple", "esmm")
 UNKNOWN_ITEM_EMBEDDINGS = ("mean", "oov")
+HISTORY_ENCODERS = ("none", "mean", "gru", "conv1d", "transformer")
+HISTORY_POOLINGS = ("last", "attention", "mean")
 WEIGHTINGS = ("fixed", "uncertainty", "dwa", "gradnorm")
 # The grid of benchmarks/movielens_mtl.py ("fixed+pcgrad": fixed weights, PCGrad).
 # ("esmm" needs its own tasks, see the "esmm" preset.)
@@ -72,10 +74,11 @@ class DataConfig:
             a public data set's files, or TFDS's data directory (source "tfds").
         tfds_name: TFDS ratings dataset, e.g. "movielens/100k-ratings".
         split: "random" (seeded), "temporal" (each user's latest interactions
-            held out), "cold_items" (a share of items held out of training
-            entirely; metrics are also reported for cold and warm test items)
-            or "published" (a public data set's own protocol, e.g. its test
-            file; the fractions do not apply).
+            held out), "last_item" (each user's last interaction is test, the
+            one before validation: the SASRec protocol), "cold_items" (a share
+            of items held out of training entirely; metrics are also reported
+            for cold and warm test items) or "published" (a public data set's
+            own protocol, e.g. its test file; the fractions do not apply).
         cold_item_fraction: share of items held out by the "cold_items" split.
         test_fraction: share of interactions in the test split.
         validation_fraction: share of the remaining interactions used for validation
@@ -211,8 +214,19 @@ class ModelConfig:
         num_oov_buckets: hash buckets for user ids unseen in training (unknown items
             share `unknown_item_embedding`; their features still come from the
             catalog).
-        user_history: add the SVD++ term over each user's training positives to
-            the query tower (needs a user and an item id).
+        history_encoder: how the query tower encodes the schema's sequence
+            feature (the behaviour history; `mtl_tf.model.history`): "mean"
+            (the SVD++ term over the row's own history), "gru", "conv1d",
+            "transformer" (SASRec / BST self-attention) or "none" (ignored).
+        history_shares_item_embeddings: the history embeds its items with the
+            candidate tower's item id embeddings (the default), or with its own.
+        history_layers: transformer blocks (or conv1d layers) of the encoder.
+        history_heads: attention heads of the transformer.
+        history_causal: causal self-attention (SASRec) instead of bidirectional.
+        history_pooling: the transformer's pooling: "last" (the most recent
+            position), "attention" (a learned query) or "mean".
+        history_item_dropout: in [0, 1); in training, the share of each
+            history's items dropped at random (input dropout), a regulariser.
         temperature: softmax temperature of the retrieval task.
         extra_negatives: catalog items sampled uniformly per training step as extra
             negatives beside the in-batch ones (mixed negative sampling, Yang et al.,
@@ -242,7 +256,13 @@ class ModelConfig:
     head_units: tuple[int, ...] = (32,)
     dropout: float = 0.1
     num_oov_buckets: int = 1
-    user_history: bool = True
+    history_encoder: str = "mean"
+    history_shares_item_embeddings: bool = True
+    history_layers: int = 1
+    history_heads: int = 2
+    history_causal: bool = False
+    history_pooling: str = "last"
+    history_item_dropout: float = 0.0
     temperature: float = 0.2
     extra_negatives: int = 1024
     logq_correction: bool = True
@@ -275,6 +295,15 @@ class ModelConfig:
         _check_choice("model.unknown_item_embedding", self.unknown_item_embedding,
                       UNKNOWN_ITEM_EMBEDDINGS)
         _check_fraction("model.item_id_dropout", self.item_id_dropout)
+        _check_choice("model.history_encoder", self.history_encoder,
+                      HISTORY_ENCODERS)
+        _check_choice("model.history_pooling", self.history_pooling,
+                      HISTORY_POOLINGS)
+        _check_fraction("model.history_item_dropout", self.history_item_dropout)
+        for key in ("history_layers", "history_heads"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"model.{key} must be >= 1. Received: "
+                                 f"{getattr(self, key)}.")
         if self.embedding_dim <= 0:
             raise ValueError("model.embedding_dim must be positive. "
                              f"Received: {self.embedding_dim}.")

@@ -15,6 +15,7 @@ import pandas as pd
 from mtl_tf.config import Config, EvalConfig
 from mtl_tf.data import RecDataset, load_data
 from mtl_tf.data.pipeline import (
+    SPLIT_NAMES,
     add_impression_negatives,
     check_labels,
     finish_arrays,
@@ -23,14 +24,13 @@ from mtl_tf.data.pipeline import (
     model_input_names,
     raw_arrays,
     retrieval_positives,
+    split_histories,
     task_weight_key,
 )
 from mtl_tf.data.public import public_source
-from mtl_tf.data.splits import Splits, split
+from mtl_tf.data.splits import TEMPORAL_SPLITS, Splits, split
 from mtl_tf.schema.fitted import Preprocessing
 from mtl_tf.task_config import TaskConfig, label_columns
-
-SPLIT_NAMES = ("train", "validation", "test")
 
 
 @dataclasses.dataclass
@@ -98,7 +98,11 @@ def prepare_data(config: Config, data: RecDataset | None = None,
     parts = Splits(checked["train"], checked["validation"], checked["test"],
                    cold_items=parts.cold_items)
     preprocessing = fit_on_training(data, parts.train, tasks)
-    arrays = {name: raw_arrays(data, getattr(parts, name), tasks)
+    # Temporal protocols: a row's history is what happened before it.
+    before = config.data.split in TEMPORAL_SPLITS or (
+        config.data.split == "published" and bool(schema.timestamp))
+    histories = split_histories(schema, parts, tasks, before=before)
+    arrays = {name: raw_arrays(data, getattr(parts, name), tasks, histories[name])
               for name in SPLIT_NAMES}
     if config.data.impression_negatives:
         # Training negatives come from training items only: held-out (cold) items
@@ -149,7 +153,7 @@ def _split_metrics(model, prepared: PreparedData, subset,
         positives = _sample_users(prepared.positives(test),
                                   prepared.data.schema.user_id.name, eval_config)
         metrics.update(scoring.retrieval_metrics(model, prepared.data, prepared.seen,
-                                                 positives))
+                                                 positives, arrays))
         metrics["hit_rate_users"] = float(
             positives[prepared.data.schema.user_id.name].nunique())
     return metrics
@@ -236,7 +240,10 @@ def _request_example(prepared: PreparedData) -> dict:
     out = {}
     for name in model_input_names(prepared.data.schema):
         value = arrays[name][0]
-        out[name] = value.tolist() if hasattr(value, "tolist") else value
+        value = value.tolist() if hasattr(value, "tolist") else value
+        if isinstance(value, list):  # A padded list: its values only.
+            value = [v for v in value if v != ""]
+        out[name] = value
     return out
 
 

@@ -21,7 +21,7 @@ _DTYPES = {"string": tf.string, "int64": tf.int64, "float32": tf.float32,
 
 def feature_spec(feature: Feature) -> tf.TensorSpec:
     """The serving input of one schema feature."""
-    if feature.kind == "multi_categorical":
+    if feature.is_list:
         return tf.TensorSpec([None, None], tf.string, name=feature.name)
     return tf.TensorSpec([None], _DTYPES[feature.dtype], name=feature.name)
 
@@ -63,9 +63,8 @@ def request_examples(schema: Schema, with_retrieval: bool, example: Mapping,
         elif schema.item_id is not None and feature.name == schema.item_id.name:
             found = catalog[0]
         else:
-            found = [] if feature.kind == "multi_categorical" else \
-                neutral[feature.dtype]
-        if feature.kind == "multi_categorical":
+            found = [] if feature.is_list else neutral[feature.dtype]
+        if feature.is_list:
             found = [str(v) for v in found] or [""]
         return [found]
 
@@ -112,7 +111,10 @@ def schema_document(schema: Schema, model_name: str, with_retrieval: bool,
             "notes": ["Unknown categorical values and ids map to OOV rows; send "
                       "NaN for a missing number (TF Serving's JSON accepts the "
                       "NaN literal), it is imputed.",
-                      "List features are [batch, n] strings padded with \"\"."]}
+                      "List features are [batch, n] strings padded with \"\".",
+                      "The history (a sequence feature) lists the user's items, "
+                      "oldest first; unknown ids are ignored, so a new user's "
+                      "session personalises their results."]}
 
 
 __all__ = ["as_tensors", "feature_spec", "request_examples", "request_format",

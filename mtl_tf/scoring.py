@@ -18,15 +18,35 @@ from mtl_tf.model.multitask import MultiTaskRecommender
 from mtl_tf.task_config import conditional_output_name
 
 
-def query_arrays(data: RecDataset, interactions: pd.DataFrame
+def query_arrays(data: RecDataset, interactions: pd.DataFrame,
+                 arrays: dict[str, np.ndarray] | None = None
                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The distinct users of `interactions` and each one's query features (user
-    and context features of the user's first row there)."""
+    """The distinct users of `interactions` and each one's query features: the
+    user, context and history features of the user's first row in `arrays`
+    (the split's example arrays), or, for a schema without a history, of their
+    first row in `interactions`.
+
+    Raises:
+        ValueError: a schema with a history and no `arrays` (a row's history
+            depends on its split), or a user without a row in `arrays`.
+    """
     user_key = data.schema.user_id.name
-    first = interactions.drop_duplicates(user_key, keep="first")
-    arrays = raw_arrays(data, first, ())
+    users = pd.unique(interactions[user_key].astype(str))
+    if arrays is None:
+        if data.schema.sequence is not None:
+            raise ValueError("query_arrays: the schema has a history feature, "
+                             "which depends on the split; pass the split's "
+                             "example arrays (PreparedData.arrays[split]).")
+        first = interactions.drop_duplicates(user_key, keep="first")
+        arrays = raw_arrays(data, first, ())
+    first = pd.Series(arrays[user_key]).astype(str).drop_duplicates()
+    rows = pd.Index(first.to_numpy()).get_indexer(users)
+    if (rows < 0).any():
+        raise ValueError("query_arrays: some users of `interactions` have no row "
+                         "in `arrays`; pass the arrays of the same split.")
+    rows = first.index.to_numpy()[rows]
     names = [f.name for f in data.schema.query_features]
-    return first[user_key].astype(str).to_numpy(), {n: arrays[n] for n in names}
+    return users, {n: arrays[n][rows] for n in names}
 
 
 def embed_queries(model: MultiTaskRecommender, arrays: dict[str, np.ndarray],
@@ -79,16 +99,18 @@ def index_of(values: pd.Series, table_ids: pd.Series) -> np.ndarray:
 
 def retrieval_metrics(model: MultiTaskRecommender, data: RecDataset,
                       seen_interactions: pd.DataFrame, test: pd.DataFrame,
+                      test_arrays: dict[str, np.ndarray] | None = None,
                       ks: tuple[int, ...] = (10, 100)) -> dict[str, float]:
     """Hit rate@k over the whole catalog, seen items excluded and not excluded.
 
     `test` holds the test retrieval positives and `seen_interactions` the
     training and validation ones. Each test user is embedded once, with the
-    user and context features of their first test row. Keys: `hit_rate_at_<k>`
+    user, context and history features of their first row in `test_arrays`
+    (the test split's example arrays; see `query_arrays`). Keys: `hit_rate_at_<k>`
     (the user's seen items are excluded from the ranking, the main protocol)
     and `hit_rate_at_<k>_seen_included` (TFRS `FactorizedTopK`'s protocol).
     """
-    users, arrays = query_arrays(data, test)
+    users, arrays = query_arrays(data, test, test_arrays)
     user_vectors = embed_queries(model, arrays)
     item_vectors = embed_items(model, data.item_ids)
     return hit_rate_metrics(lambda rows: user_vectors[rows] @ item_vectors.T,

@@ -34,6 +34,7 @@ SERVING_SCRIPT = textwrap.dedent('''
         "bucketized_user_age": tf.constant(inputs["bucketized_user_age"]),
         "user_gender": tf.constant(inputs["user_gender"]),
         "user_occupation_label": tf.constant(inputs["user_occupation_label"]),
+        "history_item_ids": tf.constant(inputs["history_item_ids"]),
     }
     k = tf.constant(int(inputs["k"]), tf.int32)
     outputs = {}
@@ -112,7 +113,10 @@ def _serving_inputs(prepared, catalog_ids: list[str]) -> dict[str, np.ndarray]:
     excluded = [sorted(seen.loc[seen[F.USER_ID] == u, F.ITEM_ID].astype(str))
                 for u in user_ids[:-1]] + [["no-such-item", catalog_ids[0]]]
     width = max(map(len, excluded))
+    # Known users send their last seen items; the unknown one a 5-item session.
+    histories = [e[-5:] for e in excluded[:-1]] + [catalog_ids[:5]]
     return {
+        F.HISTORY: np.array([h + [""] * (5 - len(h)) for h in histories]),
         F.USER_ID: np.array(user_ids),
         F.USER_AGE: np.array(ages, np.float32),
         F.USER_GENDER: np.array(genders, bool),
@@ -156,7 +160,8 @@ def test_serving_default_matches_in_memory_model(plain_tf_outputs, trained_tiny)
     inputs, outputs, _ = plain_tf_outputs
     model = trained_tiny["model"]
     features = {k: tf.constant(inputs[k]) for k in
-                (F.USER_ID, F.USER_AGE, F.USER_GENDER, F.USER_OCCUPATION, F.ITEM_ID)}
+                (F.USER_ID, F.USER_AGE, F.USER_GENDER, F.USER_OCCUPATION, F.HISTORY,
+                 F.ITEM_ID)}
     expected = model(features, training=False)
     names = sorted(n.split("/")[1] for n in outputs if n.startswith("serving_default/"))
     assert names == sorted(expected) == ["like", "rating", "retrieval"]
@@ -171,7 +176,7 @@ def test_recommend_matches_in_memory_model(plain_tf_outputs, trained_tiny, signa
     model = trained_tiny["model"]
     k = int(inputs["k"])
     users = {name: tf.constant(inputs[name]) for name in
-             (F.USER_ID, F.USER_AGE, F.USER_GENDER, F.USER_OCCUPATION)}
+             (F.USER_ID, F.USER_AGE, F.USER_GENDER, F.USER_OCCUPATION, F.HISTORY)}
     user_vectors = model.user_embeddings(users).numpy()
     item_vectors = scoring.embed_items(model, np.array(catalog_ids))
     scores = user_vectors @ item_vectors.T

@@ -185,7 +185,8 @@ def test_esmm_export_serves_every_output_in_plain_tensorflow(trained_esmm, tmp_p
     inputs, outputs, _ = serve_in_plain_tensorflow(trained_esmm["export"], prepared,
                                                    tmp_path)
     features = {k: tf.constant(inputs[k]) for k in
-                (F.USER_ID, F.USER_AGE, F.USER_GENDER, F.USER_OCCUPATION, F.ITEM_ID)}
+                (F.USER_ID, F.USER_AGE, F.USER_GENDER, F.USER_OCCUPATION, F.HISTORY,
+                 F.ITEM_ID)}
     expected = trained_esmm["model"](features, training=False)
     served = sorted(n.split("/")[1] for n in outputs
                     if n.startswith("serving_default/"))
@@ -221,6 +222,7 @@ def test_genre_task_learns_genres_from_titles_and_serves(tiny_config, tiny_prepa
     served = outputs["serving_default/genres"]
     assert served.shape == (len(inputs[F.ITEM_ID]), len(vocabulary))
     features = {k: tf.constant(inputs[k]) for k in
-                (F.USER_ID, F.USER_AGE, F.USER_GENDER, F.USER_OCCUPATION, F.ITEM_ID)}
+                (F.USER_ID, F.USER_AGE, F.USER_GENDER, F.USER_OCCUPATION, F.HISTORY,
+                 F.ITEM_ID)}
     np.testing.assert_allclose(served, result["model"](features)["genres"].numpy(),
                                atol=1e-4)

@@ -26,9 +26,14 @@ def catalog_ids(trained_tiny) -> list[str]:
 def _users(prepared, n=4, unknown=False) -> dict[str, tf.Tensor]:
     users = prepared.data.users.iloc[:n]
     ids = users[F.USER_ID].astype(str).tolist()
+    seen = prepared.seen
+    histories = [seen.loc[seen[F.USER_ID] == u, F.ITEM_ID].astype(str).tolist()[-5:]
+                 for u in ids]
     if unknown:
         ids[0] = "no-such-user"
-    return {F.USER_ID: tf.constant(ids),
+        histories[0] = ["no-such-item"]
+    histories = [h + [""] * (5 - len(h)) for h in histories]
+    return {F.USER_ID: tf.constant(ids), F.HISTORY: tf.constant(histories),
             F.USER_AGE: tf.constant(users[F.USER_AGE].to_numpy(np.float32)),
             F.USER_GENDER: tf.constant(users[F.USER_GENDER].to_numpy(bool)),
             F.USER_OCCUPATION: tf.constant(users[F.USER_OCCUPATION].to_numpy(np.int64))}

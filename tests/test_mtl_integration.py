@@ -82,7 +82,8 @@ def test_variant_trains_exports_and_serves(variant, tmp_path, tiny_config,
     inputs, outputs, _ = serve_in_plain_tensorflow(result["export"], tiny_prepared,
                                                    tmp_path)
     features = {k: tf.constant(inputs[k]) for k in
-                (F.USER_ID, F.USER_AGE, F.USER_GENDER, F.USER_OCCUPATION, F.ITEM_ID)}
+                (F.USER_ID, F.USER_AGE, F.USER_GENDER, F.USER_OCCUPATION, F.HISTORY,
+                 F.ITEM_ID)}
     expected = result["model"](features, training=False)
     assert sorted(expected) == ["like", "rating", "retrieval"]
     for name, value in expected.items():

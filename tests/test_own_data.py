@@ -259,7 +259,7 @@ def test_a_table_without_items_trains_the_ranking_architectures(tmp_path):
     config = Config(schema=CENSUS_SCHEMA, tasks=CENSUS_TASKS)
     config = apply_overrides(config, [
         "model.mtl=mmoe", "model.embedding_dim=16", "model.expert_units=[16]",
-        "model.user_history=false", "train.epochs=6", "train.batch_size=256",
+        "model.history_encoder=none", "train.epochs=6", "train.batch_size=256",
         f"export.export_dir={tmp_path / 'saved_models'}",
         "export.model_name=census"])
     prepared = experiment.prepare_data(config, data)

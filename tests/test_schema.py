@@ -56,7 +56,7 @@ def test_schema_json_round_trip_keeps_every_field():
 @pytest.mark.parametrize("feature, message", [
     ({"name": "x", "side": "user", "kind": "sentence"},
      "kind must be one of ['id', 'categorical', 'multi_categorical', 'numeric', "
-     "'text']. Received: kind='sentence'"),
+     "'text', 'sequence']. Received: kind='sentence'"),
     ({"name": "x", "side": "store", "kind": "numeric"},
      "side must be one of ['user', 'item', 'context']. Received: side='store'"),
     ({"name": "x", "side": "context", "kind": "id"}, "side must be 'user' or 'item'"),

@@ -75,9 +75,10 @@ class RecDataset:
     def _layout(self) -> list[tuple[str, pd.DataFrame | None, list[str]]]:
         schema = self.schema
         keys = [f.name for f in (schema.user_id, schema.item_id) if f is not None]
-        user_side = [f.name for f in schema.on_side("user") if f.kind != "id"]
+        user_side = [f.name for f in schema.on_side("user", derived=False)
+                     if f.kind != "id"]
         item_side = [f.name for f in schema.on_side("item") if f.kind != "id"]
-        context = [f.name for f in schema.on_side("context")]
+        context = [f.name for f in schema.on_side("context", derived=False)]
         in_interactions = keys + context + ([] if schema.user_id else user_side)
         if schema.timestamp:
             in_interactions.append(schema.timestamp)
@@ -118,7 +119,7 @@ class RecDataset:
             if key is not None and table is not None and len(table.columns) > 1:
                 joined = joined.merge(table, on=key.name, how="left",
                                       suffixes=("", "_side"))
-        for feature in self.schema.features:
+        for feature in self.schema.stored_features:
             column = joined[feature.name]
             if column.isna().any():
                 joined[feature.name] = fill_missing(column, feature)
@@ -181,7 +182,7 @@ class RecDataset:
                           if frames[t] is not None and column in frames[t].columns),
                          "interactions") for column in labels}
         for table in ("interactions", "items", "users"):
-            wanted = [f for f in schema.features if table in where[f.name]]
+            wanted = [f for f in schema.stored_features if table in where[f.name]]
             wanted_labels = [c for c in labels if label_table[c] == table]
             if table == "interactions" and schema.timestamp:
                 wanted_labels.append(schema.timestamp)
@@ -221,7 +222,8 @@ class RecDataset:
                                  ("user", schema.user_id, "users")):
             if key is None:
                 continue
-            columns = [key.name] + [f.name for f in schema.on_side(side)
+            columns = [key.name] + [f.name for f in
+                                    schema.on_side(side, derived=False)
                                     if f.kind != "id"]
             columns += [c for c in labels if label_table[c] == table]
             if frames[table] is None:
@@ -260,7 +262,7 @@ def _feature_tables(schema: Schema, has_items: bool, has_users: bool
                     ) -> dict[str, tuple[str, ...]]:
     """Which tables must hold each feature column."""
     where = {}
-    for feature in schema.features:
+    for feature in schema.stored_features:
         if feature.kind == "id":
             table = {"item": "items", "user": "users"}[feature.side]
             has_table = has_items if feature.side == "item" else has_users

@@ -24,6 +24,8 @@ USER_AGE = "bucketized_user_age"
 USER_GENDER = "user_gender"
 USER_OCCUPATION = "user_occupation_label"
 USER_ZIP = "user_zip_code"
+# The behaviour history, derived from the log (not a TFDS column).
+HISTORY = "history_item_ids"
 
 # Derived label: rating >= `data.like_threshold`.
 LIKE = "like"
@@ -53,6 +55,7 @@ MOVIELENS_SCHEMA = Schema((
     Feature(USER_AGE, "user", "categorical", dtype="float32"),
     Feature(USER_GENDER, "user", "categorical", dtype="bool"),
     Feature(USER_OCCUPATION, "user", "categorical", dtype="int64"),
+    Feature(HISTORY, "user", "sequence"),
     Feature(ITEM_ID, "item", "id"),
     Feature(ITEM_TITLE, "item", "text"),
     Feature(ITEM_GENRES, "item", "multi_categorical"),

@@ -18,9 +18,12 @@ import tensorflow as tf
 
 from mtl_tf.data.cleaning import LENIENT_HINT, row_location
 from mtl_tf.data.dataset import CleaningReport, RecDataset
+from mtl_tf.data.sequences import derive_history
 from mtl_tf.schema import Schema
 from mtl_tf.schema.fitted import Preprocessing, fit_preprocessing
 from mtl_tf.task_config import TaskConfig, label_columns
+
+SPLIT_NAMES = ("train", "validation", "test")
 
 
 def task_weight_key(task: TaskConfig) -> str:
@@ -114,12 +117,12 @@ def fit_on_training(data: RecDataset, train: pd.DataFrame,
     if data.schema.item_id is not None:
         train_items = np.isin(data.item_ids,
                               train[data.schema.item_id.name].astype(str).unique())
-    for feature in data.schema.features:
+    for feature in data.schema.stored_features:
         if feature.side == "item" and feature.kind != "id":
             values[feature.name] = data.items[feature.name].to_numpy()[train_items]
         else:
             values[feature.name] = joined[feature.name].to_numpy()
-    lists = {task.label: list(raw_arrays(data, train, [task])[task.label])
+    lists = {task.label: _list_label(joined[task.label])
              for task in tasks if task.type == "multilabel"}
     return fit_preprocessing(data.schema, values, lists)
 
@@ -135,6 +138,48 @@ def retrieval_positives(frame: pd.DataFrame, tasks: Sequence[TaskConfig]
     return frame[task.condition.rows(frame)].reset_index(drop=True)
 
 
+def split_histories(schema: Schema, splits, tasks: Sequence[TaskConfig], *,
+                    before: bool) -> dict[str, dict[str, np.ndarray]]:
+    """The schema's sequence feature for every split (`mtl_tf.data.sequences`).
+
+    Training rows draw on the training split's retrieval positives (leave-one-
+    out unless `before`), validation rows on the training positives, test rows
+    on the training and validation positives: a held-out interaction never
+    enters a training row's history. With `before` (temporal splits) each row
+    sees only earlier events. Returns {split: {feature name: [n, width]}};
+    empty dicts when the schema has no sequence feature.
+    """
+    feature = schema.sequence
+    if feature is None:
+        return {name: {} for name in SPLIT_NAMES}
+    train = retrieval_positives(splits.train, tasks)
+    validation = retrieval_positives(splits.validation, tasks)
+    sources = {"train": train, "validation": train,
+               "test": pd.concat([train, validation], ignore_index=True)}
+    out = {}
+    for name in SPLIT_NAMES:
+        out[name] = {feature.name: derive_history(
+            getattr(splits, name), sources[name], user_column=schema.user_id.name,
+            item_column=schema.item_id.name, time_column=schema.timestamp,
+            max_length=feature.max_length, before=before,
+            leave_out_own=name == "train" and not before)}
+    return out
+
+
+def own_histories(data: RecDataset, frame: pd.DataFrame,
+                  tasks: Sequence[TaskConfig]) -> dict[str, np.ndarray]:
+    """The sequence feature of `frame` drawn from its own retrieval positives,
+    leave-one-out (for rows outside a split, e.g. a sample of a log)."""
+    schema = data.schema
+    feature = schema.sequence
+    if feature is None:
+        return {}
+    return {feature.name: derive_history(
+        frame, retrieval_positives(frame, tasks), user_column=schema.user_id.name,
+        item_column=schema.item_id.name, time_column=schema.timestamp,
+        max_length=feature.max_length, before=False, leave_out_own=True)}
+
+
 def pad_lists(values: Sequence, width: int | None = None) -> np.ndarray:
     """Rows of string lists as a [n, width] string array padded with ""."""
     width = max([len(v) for v in values] + [1]) if width is None else width
@@ -145,18 +190,26 @@ def pad_lists(values: Sequence, width: int | None = None) -> np.ndarray:
     return out
 
 
-def raw_arrays(data: RecDataset, frame: pd.DataFrame, tasks: Sequence[TaskConfig]
+def raw_arrays(data: RecDataset, frame: pd.DataFrame, tasks: Sequence[TaskConfig],
+               sequences: Mapping[str, np.ndarray] | None = None
                ) -> dict[str, np.ndarray]:
     """Model inputs and label columns of `frame` as named numpy arrays.
 
     Inputs in their schema dtype (strings as objects, numerics float32 with NaN
     for missing, lists padded with ""); number labels float32, list labels
-    object arrays of tuples.
+    object arrays of tuples. The sequence feature comes from `sequences`
+    (`split_histories`), by default from `frame`'s own positives
+    (`own_histories`).
     """
     joined = data.joined(frame)
+    if sequences is None:
+        sequences = own_histories(data, frame, tasks)
     out: dict[str, np.ndarray] = {}
     for name in model_input_names(data.schema):
         feature = data.schema[name]
+        if feature.is_derived:
+            out[name] = sequences[name]
+            continue
         column = joined[name]
         if feature.kind == "multi_categorical":
             out[name] = pad_lists(list(column))
@@ -169,13 +222,18 @@ def raw_arrays(data: RecDataset, frame: pd.DataFrame, tasks: Sequence[TaskConfig
                                          "float32": np.float32}[feature.dtype])
     for column, kind in label_columns(tasks).items():
         if kind == "list":
-            values = np.empty(len(joined), dtype=object)
-            values[:] = [tuple(str(v) for v in row) if isinstance(
-                row, (tuple, list, np.ndarray)) else () for row in joined[column]]
-            out[column] = values
+            out[column] = _list_label(joined[column])
         else:
             out[column] = joined[column].to_numpy(np.float32)
     return out
+
+
+def _list_label(column: pd.Series) -> np.ndarray:
+    """A list label column as an object array of string tuples (() if missing)."""
+    values = np.empty(len(column), dtype=object)
+    values[:] = [tuple(str(v) for v in row) if isinstance(
+        row, (tuple, list, np.ndarray)) else () for row in column]
+    return values
 
 
 def finish_arrays(arrays: Mapping[str, np.ndarray], tasks: Sequence[TaskConfig],
@@ -283,9 +341,10 @@ def _tensor_ready(values: np.ndarray) -> np.ndarray:
 
 def example_arrays(data: RecDataset, frame: pd.DataFrame,
                    tasks: Sequence[TaskConfig],
-                   label_vocabularies: Mapping[str, Sequence[str]] | None = None
+                   label_vocabularies: Mapping[str, Sequence[str]] | None = None,
+                   sequences: Mapping[str, np.ndarray] | None = None
                    ) -> dict[str, np.ndarray]:
     """Model inputs, labels and task weights of `frame` (no sampled impressions):
     `raw_arrays` then `finish_arrays`."""
-    return finish_arrays(raw_arrays(data, frame, tasks), tasks,
+    return finish_arrays(raw_arrays(data, frame, tasks, sequences), tasks,
                          label_vocabularies or {})

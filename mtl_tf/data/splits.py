@@ -11,6 +11,10 @@ import pandas as pd
 from mtl_tf.data.cleaning import FILE_COLUMN
 from mtl_tf.schema import Schema
 
+# Splits that hold out each user's latest events: a row's history is what
+# happened before it.
+TEMPORAL_SPLITS = ("temporal", "last_item")
+
 
 @dataclasses.dataclass
 class Splits:
@@ -70,6 +74,28 @@ def temporal_split(interactions: pd.DataFrame, test_fraction: float,
     is_val = ~is_test & (position >= n_pool - n_val)
     is_train = ~is_test & ~is_val
     return Splits(train=frame[is_train].reset_index(drop=True),
+                  validation=frame[is_val].reset_index(drop=True),
+                  test=frame[is_test].reset_index(drop=True))
+
+
+def last_item_split(interactions: pd.DataFrame, user_column: str,
+                    time_column: str) -> Splits:
+    """The leave-last-out protocol of sequential recommendation (SASRec, Kang &
+    McAuley, ICDM 2018): per user with at least 3 interactions, the latest one
+    is test and the one before it validation; ties in time keep file order.
+    Users with fewer interactions stay in training.
+    """
+    frame = interactions.reset_index(drop=True)
+    order = np.lexsort((np.arange(len(frame)), frame[time_column].to_numpy(),
+                        frame[user_column].to_numpy()))
+    frame = frame.iloc[order]
+    from_end = frame.groupby(user_column, sort=False).cumcount(
+        ascending=False).to_numpy()
+    count = frame.groupby(user_column, sort=False)[user_column].transform(
+        "size").to_numpy()
+    eligible = count >= 3
+    is_test, is_val = eligible & (from_end == 0), eligible & (from_end == 1)
+    return Splits(train=frame[~is_test & ~is_val].reset_index(drop=True),
                   validation=frame[is_val].reset_index(drop=True),
                   test=frame[is_test].reset_index(drop=True))
 
@@ -156,20 +182,24 @@ def published_file_split(interactions: pd.DataFrame, test_file: str, *,
 def split(interactions: pd.DataFrame, schema: Schema, method: str,
           test_fraction: float, validation_fraction: float, seed: int,
           cold_item_fraction: float = 0.1) -> Splits:
-    """Dispatches to `random_split`, `temporal_split` or `cold_item_split`.
+    """Dispatches to `random_split`, `temporal_split`, `last_item_split` or
+    `cold_item_split`.
 
     Raises:
         ValueError: the split needs a column the schema does not declare.
     """
     if method == "random":
         return random_split(interactions, test_fraction, validation_fraction, seed)
-    if method == "temporal":
+    if method in TEMPORAL_SPLITS:
         if not schema.timestamp or schema.user_id is None:
-            raise ValueError("data.split='temporal' holds out each user's latest "
+            raise ValueError(f"data.split={method!r} holds out each user's latest "
                              "rows: it needs schema.timestamp and a user id "
                              "feature. Received: timestamp="
                              f"{schema.timestamp!r}, user id "
                              f"{getattr(schema.user_id, 'name', None)!r}.")
+        if method == "last_item":
+            return last_item_split(interactions, schema.user_id.name,
+                                   schema.timestamp)
         return temporal_split(interactions, test_fraction, validation_fraction,
                               schema.user_id.name, schema.timestamp)
     if method == "cold_items":
@@ -178,8 +208,8 @@ def split(interactions: pd.DataFrame, schema: Schema, method: str,
                              "item id feature in the schema.")
         return cold_item_split(interactions, test_fraction, validation_fraction, seed,
                                cold_item_fraction, schema.item_id.name)
-    raise ValueError("data.split must be 'random', 'temporal' or 'cold_items'. "
-                     f"Received: {method!r}.")
+    raise ValueError("data.split must be 'random', 'temporal', 'last_item' or "
+                     f"'cold_items'. Received: {method!r}.")
 
 
 def _take(frame: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:

@@ -16,7 +16,7 @@ from mtl_tf.data.dataset import RecDataset
 from mtl_tf.data.pipeline import fit_on_training, pad_lists, retrieval_positives
 from mtl_tf.model.catalog import ItemCatalog
 from mtl_tf.model.encoders import build_encoder
-from mtl_tf.model.history import UserHistory
+from mtl_tf.model.history import HistoryEncoder
 from mtl_tf.model.multitask import MultiTaskRecommender
 from mtl_tf.model.ranking import architecture_args, build_ranking_network
 from mtl_tf.model.title_encoder import PretrainedTextEncoder, TitleEncoder
@@ -119,27 +119,20 @@ def build_model(config: Config, data: RecDataset, train: pd.DataFrame,
                               text_max_tokens=model_config.text_max_tokens,
                               text_sequence_length=model_config.text_sequence_length)
         for f in schema.query_features
-        if f.kind != "id" and not (f.kind == "text"
-                                   and model_config.text_encoder == "none")}
+        if f.kind not in ("id", "sequence") and not (
+            f.kind == "text" and model_config.text_encoder == "none")}
+    candidate_tower = catalog = None
+    positives = retrieval_positives(train, config.tasks)
+    if schema.item_id is not None:
+        catalog, candidate_tower = _item_side(config, data, train, preprocessing)
+        if schema.sequence is not None and model_config.history_encoder != "none":
+            query_encoders[schema.sequence.name] = _history_encoder(
+                schema.sequence, model_config, candidate_tower)
     user_id = schema.user_id
     query_tower = QueryTower(
         query_encoders, dim, user_id=user_id.name if user_id else "",
         user_ids=preprocessing[user_id.name].vocabulary if user_id else (),
         num_oov_buckets=model_config.num_oov_buckets, name="query_tower")
-    candidate_tower = catalog = None
-    positives = retrieval_positives(train, config.tasks)
-    if schema.item_id is not None:
-        catalog, candidate_tower = _item_side(config, data, train, preprocessing)
-        if model_config.user_history and user_id is not None:
-            user_rows = query_tower.id_lookup(
-                positives[user_id.name].astype(str).to_numpy())
-            item_rows = candidate_tower.id_lookup(
-                positives[schema.item_id.name].astype(str).to_numpy())
-            history = UserHistory(user_rows.numpy(), item_rows.numpy(),
-                                  query_tower.id_lookup.vocabulary_size(),
-                                  candidate_tower.id_lookup.vocabulary_size(), dim,
-                                  name="user_history")
-            query_tower.attach_history(history, candidate_tower.id_lookup)
     initial_biases = {}
     for task in config.tasks:
         if task.type == "regression":
@@ -174,6 +167,23 @@ def build_model(config: Config, data: RecDataset, train: pd.DataFrame,
         logq_correction=model_config.logq_correction,
         item_probabilities=probabilities, weighting=weighting,
         pcgrad=loss.pcgrad, clip_norm=loss.clip_norm)
+
+
+def _history_encoder(feature: Feature, model: ModelConfig,
+                     candidate_tower: CandidateTower) -> HistoryEncoder:
+    """The `model.history_encoder` of the sequence feature, over the candidate
+    tower's item vocabulary (and its id embeddings, unless told otherwise)."""
+    shared = model.history_shares_item_embeddings
+    return HistoryEncoder(
+        model.history_encoder, candidate_tower.id_lookup,
+        candidate_tower.id_lookup.vocabulary_size(), model.embedding_dim,
+        feature.max_length,
+        item_embedding=candidate_tower.id_embedding if shared else None,
+        num_oov=candidate_tower.num_oov_buckets, num_layers=model.history_layers,
+        num_heads=model.history_heads, causal=model.history_causal,
+        pooling=model.history_pooling, dropout=model.dropout,
+        item_dropout=model.history_item_dropout,
+        name=f"{feature.name}_encoder")
 
 
 def _item_side(config: Config, data: RecDataset, train: pd.DataFrame,

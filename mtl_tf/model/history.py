@@ -1,60 +1,171 @@
-"""The implicit-feedback term of the user representation (SVD++ style)."""
+"""Sequence encoders of the user's behaviour history (`model.history_encoder`).
+
+The history is a schema `sequence` feature: item ids, oldest first, padded with
+"" ([batch, n] strings, in training and in serving requests alike). Every
+encoder looks the ids up in the candidate tower's item vocabulary and, by
+default, embeds them with the candidate tower's item id embeddings. Unknown ids
+and padding are masked out, so an all-unknown history encodes exactly like an
+empty one: as zeros. Only the `max_length` most recent known items count. The
+cost of a step or a request is that of the row's own history: nothing is
+computed over all users or over the log.
+"""
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 
+from mtl_tf.config import HISTORY_ENCODERS, HISTORY_POOLINGS
+from mtl_tf.model.encoders import as_string
 
-class UserHistory(tf.keras.layers.Layer):
-    """Sum of a user's training items' embeddings, scaled by 1/sqrt(count).
 
-    The implicit-feedback term of SVD++ (Koren, "Factorization meets the
-    neighborhood", KDD 2008): |N(u)|^-1/2 * sum_{j in N(u)} y_j. All users' terms are
-    one sparse-dense matmul per step, then gathered for the batch. The history holds
-    the training split's retrieval positives. During training a positive
-    example's own item is subtracted from its user's sum (leave-one-out), so the
-    model cannot learn to retrieve an item from the history that contains it;
-    impressions without the positive label are not in the history, so nothing is
-    subtracted for them.
+class HistoryEncoder(tf.keras.layers.Layer):
+    """One vector per history, from one of the encoder kinds below.
+
+    - "mean": the implicit-feedback term of SVD++ (Koren, "Factorization meets
+      the neighborhood", KDD 2008), |N(u)|^-1/2 sum_{j in N(u)} y_j, over the
+      row's own history.
+    - "gru": a GRU over the items in time order, its last state (GRU4Rec,
+      Hidasi et al., ICLR 2016).
+    - "conv1d": causal 1-D convolutions over the item embeddings, max-pooled
+      over time (after Caser, Tang & Wang, WSDM 2018).
+    - "transformer": self-attention blocks over the item embeddings plus
+      learned position embeddings (SASRec, Kang & McAuley, ICDM 2018; BST,
+      Chen et al., DLP-KDD 2019), causal or bidirectional, pooled at the most
+      recent position ("last", SASRec's choice), by a learned attention query
+      ("attention") or by the mean.
+
+    Positions count back from the most recent item, so the same item at the
+    same recency gets the same position whatever the padding.
 
     Args:
-        user_rows: user vocabulary rows of the training interactions.
-        item_rows: item vocabulary rows, aligned with `user_rows`.
-        num_user_rows: size of the user vocabulary (incl. OOV rows).
-        num_item_rows: size of the item vocabulary (incl. OOV rows).
-        dim: embedding width.
+        kind: one of "mean", "gru", "conv1d", "transformer".
+        item_lookup: the candidate tower's item id `StringLookup`.
+        num_item_rows: rows of that lookup (its vocabulary size).
+        dim: embedding and output width.
+        max_length: most recent known items encoded.
+        item_embedding: the embedding layer to share (the candidate tower's
+            item id embeddings); None gives the history its own.
+        num_oov: the lookup's OOV rows (ids below it are unknown).
+        num_layers, num_heads, causal, pooling, dropout: the transformer's.
+        item_dropout: in training, the share of history items dropped at
+            random (input dropout, as in the denoising autoencoders of Liang et
+            al., "Variational Autoencoders for Collaborative Filtering", WWW
+            2018): the model cannot lean on any single item of a history.
+
+    Example:
+        >>> lookup = tf.keras.layers.StringLookup(vocabulary=["x", "y"])
+        >>> encoder = HistoryEncoder("mean", lookup, 3, dim=4, max_length=5)
+        >>> encoder(tf.constant([["x", "y"], ["new", ""]])).numpy()[1].tolist()
+        [0.0, 0.0, 0.0, 0.0]
     """
 
-    def __init__(self, user_rows: np.ndarray, item_rows: np.ndarray,
-                 num_user_rows: int, num_item_rows: int, dim: int, **kwargs):
+    def __init__(self, kind: str, item_lookup: tf.keras.layers.StringLookup,
+                 num_item_rows: int, dim: int, max_length: int,
+                 item_embedding: tf.keras.layers.Embedding | None = None,
+                 num_oov: int = 1, num_layers: int = 1, num_heads: int = 2,
+                 causal: bool = False, pooling: str = "last", dropout: float = 0.1,
+                 item_dropout: float = 0.0, **kwargs):
         super().__init__(**kwargs)
-        pairs = np.unique(np.stack([user_rows, item_rows], 1).astype(np.int64), axis=0)
-        counts = np.bincount(pairs[:, 0], minlength=num_user_rows).astype(np.float32)
-        scale = 1.0 / np.sqrt(np.maximum(counts, 1.0))
-        self.matrix = tf.SparseTensor(pairs, scale[pairs[:, 0]],
-                                      [num_user_rows, num_item_rows])
-        self.scale = tf.constant(scale)
-        self.num_item_rows = num_item_rows
-        self.dim = dim
+        if kind not in HISTORY_ENCODERS or kind == "none":
+            raise ValueError(f"HistoryEncoder: kind must be one of "
+                             f"{list(HISTORY_ENCODERS[1:])}. Received: {kind!r}.")
+        if pooling not in HISTORY_POOLINGS:
+            raise ValueError(f"HistoryEncoder: pooling must be one of "
+                             f"{list(HISTORY_POOLINGS)}. Received: {pooling!r}.")
+        self.kind, self.dim, self.max_length = kind, dim, int(max_length)
+        if not 0.0 <= item_dropout < 1.0:
+            raise ValueError("HistoryEncoder: item_dropout must be in [0, 1). "
+                             f"Received: {item_dropout}.")
+        self.num_oov, self.pooling, self.causal = num_oov, pooling, causal
+        self.item_dropout = float(item_dropout)
+        self.item_lookup = item_lookup
+        self.embedding = item_embedding or tf.keras.layers.Embedding(
+            num_item_rows, dim, name="history_item_embedding",
+            embeddings_initializer=tf.keras.initializers.RandomNormal(stddev=0.05))
+        if kind == "gru":
+            self.gru = tf.keras.layers.GRU(dim, name="gru")
+        elif kind == "conv1d":
+            self.convolutions = [
+                tf.keras.layers.Conv1D(dim, 3, padding="causal", activation="relu",
+                                       dilation_rate=2 ** i, name=f"conv_{i}")
+                for i in range(num_layers)]
+        elif kind == "transformer":
+            self.positions = tf.keras.layers.Embedding(
+                self.max_length, dim, name="position_embedding")
+            self.blocks = [_TransformerBlock(dim, num_heads, dropout, name=f"block_{i}")
+                           for i in range(num_layers)]
+            self.input_dropout = tf.keras.layers.Dropout(dropout)
+            if pooling == "attention":
+                self.pool_query = self.add_weight(
+                    name="pool_query", shape=(dim,),
+                    initializer=tf.keras.initializers.RandomNormal(stddev=0.05))
 
-    def build(self, input_shape=None):
-        self.item_embeddings = self.add_weight(
-            name="history_item_embeddings", shape=(self.num_item_rows, self.dim),
-            initializer=tf.keras.initializers.RandomNormal(stddev=0.01))
-        super().build(input_shape)
+    def call(self, item_ids: tf.Tensor, training=None) -> tf.Tensor:
+        ids = tf.convert_to_tensor(item_ids)
+        if ids.shape.rank == 1:
+            ids = ids[:, None]
+        ids = as_string(ids)
+        length = self.max_length
+        # At least max_length columns, so the shapes below never depend on n.
+        ids = tf.concat([tf.fill([tf.shape(ids)[0], length], ""), ids], axis=1)
+        rows = tf.cast(self.item_lookup(ids), tf.int64)
+        known = rows >= self.num_oov
+        if training and self.item_dropout > 0:
+            known &= tf.random.uniform(tf.shape(rows)) >= self.item_dropout
+        # Known items to the right, in order (a stable sort); keep the newest.
+        order = tf.argsort(tf.cast(known, tf.int32), axis=1, stable=True)
+        rows = tf.gather(rows, order, batch_dims=1)[:, -length:]
+        known = tf.gather(known, order, batch_dims=1)[:, -length:]
+        mask = tf.cast(known, tf.float32)[..., None]
+        items = self.embedding(rows) * mask
+        encoded = self._encode(items, known, mask, training)
+        has_items = tf.reduce_any(known, axis=1, keepdims=True)
+        return encoded * tf.cast(has_items, encoded.dtype)
 
-    def call(self, user_rows: tf.Tensor, target_item_rows: tf.Tensor | None = None,
-             target_in_history: tf.Tensor | None = None) -> tf.Tensor:
-        """History terms of `user_rows`; each row's `target_item_rows` item is
-        subtracted where `target_in_history` (default: every row) says the
-        example is one of the history's own interactions."""
-        every_user = tf.sparse.sparse_dense_matmul(self.matrix, self.item_embeddings)
-        history = tf.gather(every_user, user_rows)
-        if target_item_rows is not None:
-            own = tf.gather(self.item_embeddings, target_item_rows)
-            scale = tf.gather(self.scale, user_rows)
-            if target_in_history is not None:
-                scale *= tf.cast(target_in_history, scale.dtype)
-            history -= own * scale[:, None]
-        return history
+    def _encode(self, items, known, mask, training):
+        count = tf.reduce_sum(mask, axis=1)
+        if self.kind == "mean":
+            return tf.reduce_sum(items, 1) / tf.sqrt(tf.maximum(count, 1.0))
+        if self.kind == "gru":
+            return self.gru(items, mask=known, training=training)
+        if self.kind == "conv1d":
+            hidden = items
+            for convolution in self.convolutions:
+                hidden = convolution(hidden) * mask
+            return tf.reduce_max(hidden, axis=1)  # ReLU outputs: >= 0
+        hidden = items + self.positions(tf.range(self.max_length))[None] * mask
+        hidden = self.input_dropout(hidden, training=training)
+        attend = known[:, None, :] & known[:, :, None]
+        if self.causal:
+            attend &= tf.linalg.band_part(
+                tf.ones([self.max_length] * 2, tf.bool), -1, 0)[None]
+        for block in self.blocks:
+            hidden = block(hidden, attend, training=training) * mask
+        if self.pooling == "last":
+            return hidden[:, -1]
+        if self.pooling == "mean":
+            return tf.reduce_sum(hidden, 1) / tf.maximum(count, 1.0)
+        logits = tf.einsum("bld,d->bl", hidden, self.pool_query)
+        logits = tf.where(known, logits, -1e9)
+        return tf.einsum("bl,bld->bd", tf.nn.softmax(logits, axis=1), hidden)
+
+
+class _TransformerBlock(tf.keras.layers.Layer):
+    """Post-norm self-attention and feed-forward block (Vaswani et al., 2017)."""
+
+    def __init__(self, dim: int, num_heads: int, dropout: float, **kwargs):
+        super().__init__(**kwargs)
+        self.attention = tf.keras.layers.MultiHeadAttention(
+            num_heads, max(1, dim // num_heads), dropout=dropout, name="attention")
+        self.feed_forward = [tf.keras.layers.Dense(2 * dim, activation="relu"),
+                             tf.keras.layers.Dense(dim)]
+        self.norms = [tf.keras.layers.LayerNormalization(epsilon=1e-6)
+                      for _ in range(2)]
+        self.dropout = tf.keras.layers.Dropout(dropout)
+
+    def call(self, hidden, attend, training=None):
+        attended = self.attention(hidden, hidden, attention_mask=attend,
+                                  training=training)
+        hidden = self.norms[0](hidden + self.dropout(attended, training=training))
+        forward = self.feed_forward[1](self.feed_forward[0](hidden))
+        return self.norms[1](hidden + self.dropout(forward, training=training))

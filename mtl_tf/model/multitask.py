@@ -203,7 +203,7 @@ class MultiTaskRecommender(tfrs.models.Model):
 
     def call(self, features: dict[str, tf.Tensor], training: bool = False):
         """Ranking outputs (one per ranking task) plus the retrieval score."""
-        user = self.query_tower(features)
+        user = self.query_tower(features, training=training)
         item = (None if self.candidate_tower is None else
                 self.candidate_tower(features[self.item_key], training=training))
         return self._outputs(user, item, training)
@@ -230,14 +230,7 @@ class MultiTaskRecommender(tfrs.models.Model):
         a mean over the task's own rows, whatever their share of the batch.
         """
         item_ids = as_string(features[self.item_key]) if self.item_key else None
-        # Training positives are in their user's history: leave them out of it.
-        in_history = None
-        if self.retrieval_task is not None:
-            retrieval = next(t for t in self.task_configs if t.type == "retrieval")
-            in_history = features[task_weight_key(retrieval)] > 0
-        user = self.query_tower(features,
-                                target_item_ids=item_ids if training else None,
-                                target_in_history=in_history)
+        user = self.query_tower(features, training=training)
         negative_rows = negatives = item = None
         if (training and self.extra_negatives > 0
                 and self.retrieval_task is not None):

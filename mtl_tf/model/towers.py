@@ -9,7 +9,6 @@ import tensorflow as tf
 
 from mtl_tf.model.catalog import ItemCatalog
 from mtl_tf.model.encoders import as_string
-from mtl_tf.model.history import UserHistory
 
 UNKNOWN_EMBEDDINGS = ("mean", "oov")
 # Any string that is never an item id: it looks up the unknown-item (OOV) id row.
@@ -23,14 +22,17 @@ def _id_lookup(vocabulary: Sequence[str], num_oov: int, name: str):
 
 
 class QueryTower(tf.keras.layers.Layer):
-    """Embeds a request: the user id (if any) and the user and context features.
+    """Embeds a request: the user id (if any), the user and context features and
+    the behaviour history.
 
     Ids outside `user_ids` share `num_oov_buckets` hashed OOV rows; feature
     values outside their vocabulary map to OOV rows and missing numbers are
-    imputed (see `mtl_tf.model.encoders`).
+    imputed (see `mtl_tf.model.encoders`). A new or anonymous user is the OOV
+    id row plus their features and history (`mtl_tf.model.history`).
 
     Args:
-        encoders: one encoder per user or context feature, by feature name.
+        encoders: one encoder per user or context feature (the history's is a
+            `HistoryEncoder`), by feature name.
         dim: output (and id embedding) width.
         user_id: the user id feature's name ("" when the data has none).
         user_ids: training-split user ids.
@@ -49,8 +51,6 @@ class QueryTower(tf.keras.layers.Layer):
         if not encoders and not user_id:
             raise ValueError("QueryTower needs a user id or at least one user or "
                              "context feature; the schema declares none.")
-        self.history: UserHistory | None = None
-        self.item_lookup: tf.keras.layers.StringLookup | None = None
         self.encoders = dict(encoders)
         self.user_id = user_id
         self.dim = dim
@@ -60,28 +60,13 @@ class QueryTower(tf.keras.layers.Layer):
                 len(user_ids) + num_oov_buckets, dim, name="user_id_embedding")
         self.projection = tf.keras.layers.Dense(dim, name="user_projection")
 
-    def attach_history(self, history: UserHistory,
-                       item_lookup: tf.keras.layers.StringLookup) -> None:
-        """Adds the SVD++ implicit-feedback term over training items to the user."""
-        self.history = history
-        self.item_lookup = item_lookup
-
-    def call(self, features: dict[str, tf.Tensor],
-             target_item_ids: tf.Tensor | None = None,
-             target_in_history: tf.Tensor | None = None) -> tf.Tensor:
-        """Query representation; `target_item_ids` (training only) are left out
-        of the user's history term on the rows `target_in_history` marks."""
+    def call(self, features: dict[str, tf.Tensor], training=None) -> tf.Tensor:
         parts = []
         if self.user_id:
             user_rows = self.id_lookup(as_string(features[self.user_id]))
             parts.append(self.id_embedding(user_rows))
-            if self.history is not None:
-                target_rows = (None if target_item_ids is None
-                               else self.item_lookup(target_item_ids))
-                parts.append(self.history(user_rows, target_rows,
-                                          target_in_history))
         for name, encoder in self.encoders.items():
-            parts.append(encoder(features[name]))
+            parts.append(encoder(features[name], training=training))
         return self.projection(tf.concat(parts, axis=-1))
 
 

@@ -24,7 +24,7 @@ import json
 from typing import Any, Iterable
 
 SIDES = ("user", "item", "context")
-KINDS = ("id", "categorical", "multi_categorical", "numeric", "text")
+KINDS = ("id", "categorical", "multi_categorical", "numeric", "text", "sequence")
 DTYPES = ("string", "int64", "float32", "bool")
 NUMERIC_TRANSFORMS = ("standardize", "log1p", "buckets")
 # The dtype a kind gets when none is declared, and the dtypes it allows.
@@ -34,6 +34,7 @@ _KIND_DTYPES = {
     "multi_categorical": ("string",),
     "numeric": ("float32",),
     "text": ("string",),
+    "sequence": ("string",),
 }
 
 
@@ -52,7 +53,12 @@ class Feature:
             list such as tags, mean-pooled; `separator` splits it in text
             files), "numeric" (see `transform`; a missing value is imputed and
             flagged) or "text" (a bag of words, or on the item side the
-            pretrained encoder chosen by `model.text_encoder`).
+            pretrained encoder chosen by `model.text_encoder`) or "sequence"
+            (the user's behaviour history: a time-ordered list of item ids of
+            the schema's item key, derived by the pipeline from the log; see
+            `mtl_tf.data.sequences`, and `model.history_encoder` for how it is
+            encoded). A sequence is a query-side feature ("user" or
+            "context"); a request sends it as string [batch, n] padded with "".
         dtype: "string", "int64", "float32" or "bool": the column's type in the
             data and in serving requests. Default: "float32" for numeric
             features, "string" otherwise.
@@ -66,6 +72,7 @@ class Feature:
             "log1p" (log(1 + max(x, 0)), then standardized) or "buckets"
             (quantile boundaries from training, one embedding per bucket).
         num_buckets: buckets of `transform="buckets"`.
+        max_length: sequence features: the most recent items kept.
     """
 
     name: str
@@ -78,6 +85,7 @@ class Feature:
     separator: str = "|"
     transform: str = "standardize"
     num_buckets: int = 10
+    max_length: int = 50
 
     def __post_init__(self) -> None:
         where = f"schema feature {self.name!r}"
@@ -90,6 +98,10 @@ class Feature:
         if self.kind not in KINDS:
             raise ValueError(f"{where}: kind must be one of {list(KINDS)}. "
                              f"Received: kind={self.kind!r}.")
+        if self.kind == "sequence" and self.side == "item":
+            raise ValueError(f"{where}: a sequence is the user's (or the "
+                             "session's) history, a query-side feature; side "
+                             "must be 'user' or 'context'. Received: side='item'.")
         if self.kind == "id" and self.side == "context":
             raise ValueError(f"{where}: an id feature is the user or the item key; "
                              "side must be 'user' or 'item'. Received: "
@@ -104,7 +116,7 @@ class Feature:
             raise ValueError(f"{where}: transform must be one of "
                              f"{list(NUMERIC_TRANSFORMS)}. Received: "
                              f"transform={self.transform!r}.")
-        for key in ("min_count", "num_buckets"):
+        for key in ("min_count", "num_buckets", "max_length"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{where}: {key} must be >= 1. Received: "
                                  f"{key}={getattr(self, key)}.")
@@ -117,8 +129,14 @@ class Feature:
 
     @property
     def is_list(self) -> bool:
-        """Whether values are lists (multi_categorical)."""
-        return self.kind == "multi_categorical"
+        """Whether values are lists (multi_categorical, sequence)."""
+        return self.kind in ("multi_categorical", "sequence")
+
+    @property
+    def is_derived(self) -> bool:
+        """Whether the pipeline derives the values from the log (sequences)
+        rather than reading a column of the data's tables."""
+        return self.kind == "sequence"
 
     def to_dict(self) -> dict[str, Any]:
         """The non-default fields (plus name, side, kind): a short JSON object."""
@@ -181,6 +199,14 @@ class Schema:
             raise ValueError(f"schema: item features {extra} need an item key "
                              "(a feature with side='item', kind='id') to join "
                              "them on; add one or move them to side 'context'.")
+        sequences = [f.name for f in features if f.kind == "sequence"]
+        if sequences and (self.item_id is None or self.user_id is None):
+            raise ValueError(f"schema: sequence features {sequences} list a "
+                             "user's items, derived from the log by user: the "
+                             "schema needs a user id and an item id.")
+        if len(sequences) > 1:
+            raise ValueError(f"schema: sequence features {sequences}: declare "
+                             "one history of item ids.")
         if self.timestamp in names:
             raise ValueError(f"schema: timestamp column {self.timestamp!r} is also "
                              "a feature; declare it as one or the other.")
@@ -198,9 +224,21 @@ class Schema:
     def names(self) -> list[str]:
         return [f.name for f in self.features]
 
-    def on_side(self, *sides: str) -> list[Feature]:
-        """The features of the given sides, in declaration order."""
-        return [f for f in self.features if f.side in sides]
+    def on_side(self, *sides: str, derived: bool = True) -> list[Feature]:
+        """The features of the given sides, in declaration order; without the
+        ones the pipeline derives (sequences) when `derived` is False."""
+        return [f for f in self.features
+                if f.side in sides and (derived or not f.is_derived)]
+
+    @property
+    def stored_features(self) -> list[Feature]:
+        """The features read from the data's tables (all but sequences)."""
+        return [f for f in self.features if not f.is_derived]
+
+    @property
+    def sequence(self) -> Feature | None:
+        """The behaviour-history feature, or None."""
+        return next((f for f in self.features if f.kind == "sequence"), None)
 
     def _id(self, side: str) -> Feature | None:
         return next((f for f in self.features

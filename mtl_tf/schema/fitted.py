@@ -126,7 +126,9 @@ def fit_preprocessing(schema: Schema, feature_values: Mapping[str, np.ndarray],
             from the training items, user features from the training users.
         list_labels: training values of multilabel task labels (rows of lists).
     """
-    states = {f.name: fit_feature(f, feature_values[f.name]) for f in schema.features}
+    # A sequence's values are item ids: the item key's vocabulary is its own.
+    states = {f.name: FeatureState() if f.is_derived
+              else fit_feature(f, feature_values[f.name]) for f in schema.features}
     labels = {name: vocabulary(str(v) for row in rows for v in row)
               for name, rows in (list_labels or {}).items()}
     return Preprocessing(states, labels)

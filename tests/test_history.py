@@ -1,0 +1,244 @@
+"""The behaviour history: derivation without leakage, the encoders, and serving
+a new user's session from a plain-TensorFlow process."""
+
+import subprocess  # noqa: I001  (mtl_tf must be imported before tensorflow)
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mtl_tf  # noqa: F401
+import tensorflow as tf
+
+from mtl_tf import experiment
+from mtl_tf.config import apply_overrides, get_preset
+from mtl_tf.data import movielens_schema as F
+from mtl_tf.data.pipeline import split_histories
+from mtl_tf.data.sequences import derive_history
+from mtl_tf.data.splits import Splits
+from mtl_tf.model.history import HistoryEncoder
+from mtl_tf.schema import Feature, Schema
+from mtl_tf.task_config import TaskConfig
+
+from test_end_to_end import _clean_env
+
+ENCODERS = ("mean", "gru", "conv1d", "transformer")
+
+
+def _log(rows):
+    return pd.DataFrame(rows, columns=["u", "i", "t"])
+
+
+def _history(frame, known, **kwargs):
+    options = dict(user_column="u", item_column="i", time_column="t", max_length=3)
+    return derive_history(frame, known, **{**options, **kwargs}).tolist()
+
+
+def test_temporal_history_holds_only_earlier_events_newest_kept():
+    log = _log([("a", "w", 1), ("a", "x", 2), ("a", "y", 2), ("a", "z", 3),
+                ("a", "v", 9), ("b", "x", 5)])
+    got = _history(log, log, before=True)
+    # Ties in time are not "before"; only the 3 most recent are kept.
+    assert got == [["", "", ""], ["w", "", ""], ["w", "", ""], ["w", "x", "y"],
+                   ["x", "y", "z"], ["", "", ""]]
+    unknown_user = _log([("c", "x", 10)])
+    assert _history(unknown_user, log, before=True) == [[""]]
+
+
+def test_leave_one_out_history_drops_the_row_itself():
+    log = _log([("a", "w", 1), ("a", "x", 2), ("a", "y", 3), ("a", "z", 4)])
+    got = _history(log, log, before=False, leave_out_own=True)
+    assert got == [["x", "y", "z"], ["w", "y", "z"], ["w", "x", "z"],
+                   ["w", "x", "y"]]
+    # Without leave-one-out every row sees the user's 3 newest events.
+    assert _history(log, log, before=False)[0] == ["x", "y", "z"]
+
+
+def test_split_histories_never_leak_held_out_interactions():
+    rng = np.random.default_rng(0)
+    log = pd.DataFrame({"user": rng.integers(0, 30, 3000).astype(str),
+                        "item": rng.integers(0, 200, 3000).astype(str),
+                        "like": rng.integers(0, 2, 3000).astype(np.float32),
+                        "ts": rng.permutation(3000)})
+    schema = Schema((Feature("user", "user", "id"), Feature("item", "item", "id"),
+                     Feature("history", "user", "sequence", max_length=500)),
+                    timestamp="ts")
+    tasks = (TaskConfig("retrieval", "retrieval", where="like == 1"),)
+    parts = Splits(log.iloc[:2000], log.iloc[2000:2500], log.iloc[2500:])
+    for before in (False, True):
+        histories = split_histories(schema, parts, tasks, before=before)
+        liked = {name: getattr(parts, name).query("like == 1")
+                 for name in ("train", "validation", "test")}
+        allowed = {"train": liked["train"],
+                   "validation": liked["train"],
+                   "test": pd.concat([liked["train"], liked["validation"]])}
+        for name, frame in (("train", parts.train), ("validation", parts.validation),
+                            ("test", parts.test)):
+            pool = allowed[name].groupby("user")["item"].apply(list).to_dict()
+            times = allowed[name].groupby("user")["ts"].apply(list).to_dict()
+            rows = histories[name]["history"]
+            assert len(rows) == len(frame)
+            for position, (user, item, ts) in enumerate(
+                    frame[["user", "item", "ts"]].itertuples(index=False)):
+                history = [h for h in rows[position] if h]
+                candidates = pool.get(user, [])
+                if before:
+                    candidates = [i for i, t in zip(candidates, times[user])
+                                  if t < ts]
+                elif name == "train":
+                    candidates = [i for i in candidates if i != item]
+                assert sorted(history) == sorted(candidates), (name, position)
+
+
+def _lookup():
+    return tf.keras.layers.StringLookup(vocabulary=[f"i{n}" for n in range(20)])
+
+
+@pytest.mark.parametrize("kind", ENCODERS)
+def test_unknown_ids_and_padding_encode_like_an_empty_history(kind):
+    tf.keras.utils.set_random_seed(0)
+    encoder = HistoryEncoder(kind, _lookup(), 21, dim=8, max_length=4)
+    histories = tf.constant([["", "", "", "", ""],
+                             ["nope", "", "what", "", ""],
+                             ["i1", "i2", "i3", "", ""],
+                             ["i1", "nope", "i2", "", "i3"],
+                             ["i0", "i1", "i2", "i3", "i3"]])
+    out = encoder(histories).numpy()
+    np.testing.assert_array_equal(out[0], np.zeros(8))
+    np.testing.assert_array_equal(out[1], np.zeros(8))
+    # Unknown ids and gaps are dropped: rows 2 and 3 hold the same items.
+    np.testing.assert_allclose(out[2], out[3], atol=1e-6)
+    assert np.abs(out[2]).sum() > 0
+    # Only the 4 most recent items count: "i0" falls out of row 4.
+    longer = encoder(tf.constant([["i1", "i2", "i3", "i3"]])).numpy()
+    np.testing.assert_allclose(out[4], longer[0], atol=1e-6)
+    # A 1-D input is a one-item history; an empty [batch, 0] one is empty.
+    single = encoder(tf.constant(["i5"])).numpy()
+    assert single.shape == (1, 8)
+    empty = encoder(tf.zeros([2, 0], tf.string)).numpy()
+    np.testing.assert_array_equal(empty, np.zeros((2, 8)))
+
+
+@pytest.mark.parametrize("kind", ["gru", "conv1d", "transformer"])
+def test_order_aware_encoders_see_the_order(kind):
+    tf.keras.utils.set_random_seed(0)
+    encoder = HistoryEncoder(kind, _lookup(), 21, dim=8, max_length=4,
+                             causal=kind == "transformer")
+    out = encoder(tf.constant([["i1", "i2", "i3"], ["i3", "i2", "i1"]])).numpy()
+    assert np.abs(out[0] - out[1]).max() > 1e-4
+    mean = HistoryEncoder("mean", _lookup(), 21, dim=8, max_length=4)
+    out = mean(tf.constant([["i1", "i2", "i3"], ["i3", "i2", "i1"]])).numpy()
+    np.testing.assert_allclose(out[0], out[1], atol=1e-6)
+
+
+def test_bad_encoder_settings_are_named():
+    with pytest.raises(ValueError, match="model.history_encoder must be one of"):
+        apply_overrides(get_preset("tiny"), ["model.history_encoder=lstm"])
+    with pytest.raises(ValueError, match="model.history_pooling"):
+        apply_overrides(get_preset("tiny"), ["model.history_pooling=max"])
+    with pytest.raises(ValueError, match="sequence is the user's"):
+        Feature("h", "item", "sequence")
+    with pytest.raises(ValueError, match="needs a user id and an item id"):
+        Schema((Feature("item", "item", "id"), Feature("h", "user", "sequence")))
+
+
+SESSION_SCRIPT = textwrap.dedent('''
+    import sys
+
+    import numpy as np
+    import tensorflow as tf
+
+    inputs = dict(np.load(sys.argv[2]))
+    model = tf.saved_model.load(sys.argv[1])
+    outputs = {}
+    for signature in ("serving_default", "recommend", "recommend_excluding"):
+        names = model.signatures[signature].structured_input_signature[1]
+        result = model.signatures[signature](
+            **{n: tf.constant(inputs[n]) for n in names})
+        for name, value in result.items():
+            value = value.numpy()
+            if value.dtype == object:
+                value = np.char.decode(value.astype(bytes), "utf-8")
+            outputs[signature + "/" + name] = value
+    np.savez(sys.argv[3], **outputs)
+    assert not [m for m in ("tf_keras", "tensorflow_recommenders", "mtl_tf")
+                if m in sys.modules]
+    print("SERVED OK")
+''')
+
+
+@pytest.fixture(scope="module")
+def transformer_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("transformer")
+    config = apply_overrides(get_preset("tiny"), [
+        "model.history_encoder=transformer", "model.history_causal=true",
+        f"export.export_dir={base / 'saved_models'}"])
+    return experiment.run(config, base / "run", verbose=0)
+
+
+def test_a_new_users_session_personalises_served_recommendations(transformer_run,
+                                                                  tmp_path):
+    model, prepared = transformer_run["model"], transformer_run["prepared"]
+    train = prepared.splits.train
+    popular = train[F.ITEM_ID].astype(str).value_counts().index.tolist()
+    sessions = [popular[:5], popular[-5:], ["nope-1", "nope-2", "", "", ""],
+                [""] * 5, popular[:5]]
+    n = len(sessions)
+    inputs = {F.USER_ID: np.array(["brand-new"] * (n - 1) + [
+                  str(train[F.USER_ID].iloc[0])]),
+              F.USER_AGE: np.full(n, 25.0, np.float32),
+              F.USER_GENDER: np.zeros(n, bool),
+              F.USER_OCCUPATION: np.full(n, 3, np.int64),
+              F.HISTORY: np.array(sessions),
+              F.ITEM_ID: np.array(popular[:n]),
+              "k": np.array(10, np.int32),
+              "exclude_item_ids": np.array(sessions)}
+    np.savez(tmp_path / "inputs.npz", **inputs)
+    (tmp_path / "serve.py").write_text(SESSION_SCRIPT)
+    process = subprocess.run(
+        [sys.executable, str(tmp_path / "serve.py"), str(transformer_run["export"]),
+         str(tmp_path / "inputs.npz"), str(tmp_path / "outputs.npz")],
+        cwd=tmp_path, env=_clean_env(), capture_output=True, text=True,
+        timeout=300)
+    assert process.returncode == 0, process.stderr[-4000:]
+    served = dict(np.load(tmp_path / "outputs.npz"))
+    top = served["recommend/item_ids"]
+    # Two different sessions of the same new user: two different top-10s.
+    assert set(top[0]) != set(top[1])
+    # An all-unknown history is no history.
+    np.testing.assert_array_equal(top[2], top[3])
+    np.testing.assert_allclose(served["recommend/scores"][2],
+                               served["recommend/scores"][3], atol=1e-6)
+    # recommend_excluding can exclude the session itself.
+    excluded = served["recommend_excluding/item_ids"]
+    for row, session in enumerate(sessions):
+        assert not set(excluded[row]) & {s for s in session if s}
+    # Every signature matches the in-memory model.
+    features = {name: tf.constant(inputs[name]) for name in
+                (F.USER_ID, F.USER_AGE, F.USER_GENDER, F.USER_OCCUPATION, F.HISTORY,
+                 F.ITEM_ID)}
+    expected = model(features, training=False)
+    for name, value in expected.items():
+        np.testing.assert_allclose(served[f"serving_default/{name}"], value.numpy(),
+                                   atol=1e-4, err_msg=name)
+    users = model.user_embeddings(features).numpy()
+    items = model.item_embeddings(tf.constant(prepared.data.item_ids)).numpy()
+    scores = users @ items.T
+    np.testing.assert_allclose(served["recommend/scores"],
+                               -np.sort(-scores, axis=1)[:, :10], atol=1e-4)
+
+
+def test_item_dropout_drops_history_items_in_training_only():
+    tf.keras.utils.set_random_seed(0)
+    encoder = HistoryEncoder("mean", _lookup(), 21, dim=8, max_length=20,
+                             item_dropout=0.5)
+    history = tf.constant([[f"i{n}" for n in range(20)]] * 64)
+    served = encoder(history).numpy()
+    np.testing.assert_allclose(served, np.repeat(served[:1], 64, 0), atol=1e-6)
+    trained = encoder(history, training=True).numpy()
+    # Each row keeps its own random half of the items.
+    assert len({tuple(np.round(row, 5)) for row in trained}) > 32
+    with pytest.raises(ValueError, match="model.history_item_dropout"):
+        apply_overrides(get_preset("tiny"), ["model.history_item_dropout=1.0"])

@@ -1,0 +1,170 @@
+"""Smoke tests of benchmarks/sequential.py and benchmarks/history_cost.py, run
+in-process on tiny data (a generated ml-100k folder; small synthetic data)."""
+
+import importlib
+import math
+import re
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_data_movielens import write_ml100k
+
+from mtl_tf import scoring
+from mtl_tf.baselines import PopularityBaseline
+from mtl_tf.config import apply_overrides, get_preset
+from mtl_tf.data import movielens_schema as F
+from mtl_tf.experiment import prepare_data
+
+
+@pytest.fixture(scope="module")
+def benchmarks(repo_root):
+    """Imports a script of benchmarks/ by module name."""
+    def load(name):
+        sys.path.insert(0, str(repo_root / "benchmarks"))
+        try:
+            return importlib.import_module(name)
+        finally:
+            sys.path.remove(str(repo_root / "benchmarks"))
+    return load
+
+
+def write_tiny_ml100k(root, num_users=40, num_items=60, per_user=15, seed=0):
+    """An ml-100k folder: each user rates `per_user` distinct items at distinct
+    times, drawn so that neighbouring item ids co-occur (a planted sequence)."""
+    rng = np.random.default_rng(seed)
+    flags = "|".join(["0"] * 18 + ["1"])
+    items = [f"{i}|Movie {i} (1995)|01-Jan-1995||http://imdb/{i}|{flags}"
+             for i in range(1, num_items + 1)]
+    users = [f"{u}|{20 + u % 40}|{'MF'[u % 2]}|student|01002"
+             for u in range(1, num_users + 1)]
+    data = []
+    for user in range(1, num_users + 1):
+        start = int(rng.integers(0, num_items))
+        for step in range(per_user):
+            item = (start + step + int(rng.integers(0, 3))) % num_items + 1
+            data.append((user, item, int(rng.integers(1, 6)),
+                         881250949 + 1000 * user + step))
+    frame = pd.DataFrame(data).drop_duplicates([0, 1], keep="first")
+    lines = ["\t".join(map(str, row)) for row in frame.itertuples(index=False)]
+    return write_ml100k(root, data=lines, items=items, users=users)
+
+
+def parse_table(stdout: str, first_column: str) -> list[dict[str, str]]:
+    """The rows of the `format_table` printout whose header starts with
+    `first_column`, cut at the dashes under each header cell."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines)
+                 if line.startswith(first_column) and
+                 lines[i + 1].startswith("-"))
+    spans = [m.span() for m in re.finditer(r"-+", lines[start + 1])]
+    names = [lines[start][a:b].strip() for a, b in spans]
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.strip() or "  " not in line:
+            break
+        rows.append({n: line[a:b].strip() for n, (a, b) in zip(names, spans)})
+    return rows
+
+
+def number(cell: str) -> float:
+    value = float(cell.replace(",", ""))
+    assert math.isfinite(value), cell
+    return value
+
+
+def test_ranking_metrics_by_hand(benchmarks):
+    sequential = benchmarks("sequential")
+    scores = np.array([[0.9, 0.5, 0.5, 0.1, 0.7],
+                       [0.1, 0.2, 0.3, 0.4, 0.5]])
+    excluded = np.array([[True, False, False, False, False],
+                         [False, False, False, False, True]])
+    above, tied = sequential.rank_counts(scores, np.array([1, 0]), excluded)
+    # Row 0: 0.7 above (0.9 excluded), items 1 and 2 tie; row 1: 3 above.
+    assert above.tolist() == [1, 3] and tied.tolist() == [2, 1]
+    got = sequential.top_k_metrics(above, tied, k=2)
+    assert got["hr"] == pytest.approx((0.5 + 0.0) / 2)
+    assert got["ndcg"] == pytest.approx((1 / np.log2(3) / 2) / 2)
+    got = sequential.top_k_metrics(above, tied, k=10)
+    assert got["hr"] == 1.0
+    assert got["ndcg"] == pytest.approx(
+        ((1 / np.log2(3) + 1 / np.log2(4)) / 2 + 1 / np.log2(5)) / 2)
+
+
+def test_hit_rates_agree_with_the_library(benchmarks, tmp_path):
+    sequential = benchmarks("sequential")
+    config = apply_overrides(get_preset("default"), [
+        "data.source=movielens", f"data.data_dir={write_tiny_ml100k(tmp_path)}",
+        "data.split=last_item"])
+    prepared = prepare_data(config)
+    data, pool, test = prepared.data, prepared.seen, prepared.splits.test
+    assert len(test) == data.num_users == test[F.USER_ID].nunique()
+    popularity = PopularityBaseline(data.num_items).fit(
+        scoring.index_of(pool[F.ITEM_ID], data.items[F.ITEM_ID]))
+    ours = sequential.ranking_metrics(popularity.score, data, pool, test)
+    library = scoring.hit_rate_metrics(popularity.score, data, pool, test, (10,))
+    assert ours["hr"] == pytest.approx(library["hit_rate_at_10"])
+    assert 0.0 < ours["ndcg"] <= ours["hr"]
+
+
+def test_sequential_script(benchmarks, tmp_path, capsys, monkeypatch):
+    sequential = benchmarks("sequential")
+    runs = []
+
+    def recording_run(*args, **kwargs):
+        runs.append(original(*args, **kwargs))
+        return runs[-1]
+
+    original = sequential.run
+    monkeypatch.setattr(sequential, "run", recording_run)
+    directory = write_tiny_ml100k(tmp_path / "ml-100k")
+    assert sequential.main([
+        "--data-dir", str(directory), "--encoders", "mean", "--epochs", "1",
+        "--set", "train.batch_size=256", "--set", "model.embedding_dim=16",
+        "--set", "model.bottom_units=[16]", "--set", "model.head_units=[8]"]) == 0
+    stdout = capsys.readouterr().out
+    rows = parse_table(stdout, "model")
+    assert [r["model"] for r in rows] == [
+        "history mean", "most popular", rows[2]["model"]]
+    assert rows[2]["model"].startswith("EASE (l2 ")
+    for row in rows:
+        hr, ndcg = number(row["hr@10"]), number(row["ndcg@10"])
+        assert 0.0 <= ndcg <= hr <= 1.0, row
+        assert number(row["hr@10 vs EASE"]) >= 0.0
+    assert number(rows[2]["hr@10 vs EASE"]) == 1.0
+    ours = rows[0]
+    assert number(ours["epochs"]) == 1 and number(ours["train ex/s"]) > 0
+    # The printed HR@10 is the one `experiment.run` reports (same protocol).
+    assert number(ours["hr@10"]) == pytest.approx(
+        runs[0]["metrics"]["hit_rate_at_10"], abs=1e-4)
+    assert "best encoder: mean (hr@10" in stdout
+    assert "EASE (hr@10" in stdout and stdout.count("EASE validation hr@10") == 1
+
+
+def test_sequential_rejects_unknown_encoders(benchmarks):
+    sequential = benchmarks("sequential")
+    with pytest.raises(SystemExit, match="--encoders: received 'mean,lstm'"):
+        sequential.main(["--data-dir", "nowhere", "--encoders", "mean,lstm"])
+
+
+def test_history_cost_script(benchmarks, capsys):
+    history_cost = benchmarks("history_cost")
+    assert history_cost.main(["--users", "100,200", "--items", "50", "--epochs",
+                              "1", "--requests", "20"]) == 0
+    stdout = capsys.readouterr().out
+    rows = parse_table(stdout, "users")
+    assert [r["users"] for r in rows] == ["100", "200", "ratio 200 / 100"]
+    for row in rows[:2]:
+        assert number(row["epochs"]) == 1 and number(row["train rows"]) > 0
+        assert number(row["train ex/s"]) > 0 and number(row["run s"]) > 0
+        assert 0 < number(row["recommend p50 ms"]) <= number(
+            row["recommend p99 ms"]) < 10_000
+    ratio = rows[2]
+    assert number(ratio["train rows"]) == pytest.approx(2.0, rel=0.1)
+    for column in ("train ex/s", "recommend p50 ms", "recommend p99 ms"):
+        assert number(ratio[column]) > 0
+    verdicts = [line for line in stdout.splitlines()
+                if line.endswith((": PASS", ": FAIL"))]
+    assert [v.split(" ratio ")[0] for v in verdicts] == ["recommend p50",
+                                                         "train ex/s"]
