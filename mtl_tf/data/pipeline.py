@@ -156,28 +156,32 @@ def split_histories(schema: Schema, splits, tasks: Sequence[TaskConfig], *,
     validation = retrieval_positives(splits.validation, tasks)
     sources = {"train": train, "validation": train,
                "test": pd.concat([train, validation], ignore_index=True)}
-    out = {}
-    for name in SPLIT_NAMES:
-        out[name] = {feature.name: derive_history(
-            getattr(splits, name), sources[name], user_column=schema.user_id.name,
-            item_column=schema.item_id.name, time_column=schema.timestamp,
-            max_length=feature.max_length, before=before,
-            leave_out_own=name == "train" and not before)}
-    return out
+    return {name: {feature.name: _history(
+        schema, getattr(splits, name), sources[name], before=before,
+        leave_out_own=name == "train" and not before)} for name in SPLIT_NAMES}
 
 
 def own_histories(data: RecDataset, frame: pd.DataFrame,
                   tasks: Sequence[TaskConfig]) -> dict[str, np.ndarray]:
     """The sequence feature of `frame` drawn from its own retrieval positives,
     leave-one-out (for rows outside a split, e.g. a sample of a log)."""
-    schema = data.schema
-    feature = schema.sequence
+    feature = data.schema.sequence
     if feature is None:
         return {}
-    return {feature.name: derive_history(
-        frame, retrieval_positives(frame, tasks), user_column=schema.user_id.name,
-        item_column=schema.item_id.name, time_column=schema.timestamp,
-        max_length=feature.max_length, before=False, leave_out_own=True)}
+    return {feature.name: _history(data.schema, frame,
+                                   retrieval_positives(frame, tasks),
+                                   before=False, leave_out_own=True)}
+
+
+def _history(schema: Schema, frame: pd.DataFrame, known: pd.DataFrame, *,
+             before: bool, leave_out_own: bool) -> np.ndarray:
+    """`derive_history` of the schema's sequence feature over its id and
+    timestamp columns."""
+    return derive_history(frame, known, user_column=schema.user_id.name,
+                          item_column=schema.item_id.name,
+                          time_column=schema.timestamp,
+                          max_length=schema.sequence.max_length, before=before,
+                          leave_out_own=leave_out_own)
 
 
 def pad_lists(values: Sequence, width: int | None = None) -> np.ndarray:
