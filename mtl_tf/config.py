@@ -227,6 +227,10 @@ class ModelConfig:
             position), "attention" (a learned query) or "mean".
         history_item_dropout: in [0, 1); in training, the share of each
             history's items dropped at random (input dropout), a regulariser.
+        target_attention: the ranking heads also see the candidate item's
+            attention over the history (DIN, Zhou et al., KDD 2018;
+            `mtl_tf.model.history.TargetAttention`); needs a sequence feature.
+        target_attention_units: hidden sizes of its activation unit's MLP.
         temperature: softmax temperature of the retrieval task.
         extra_negatives: catalog items sampled uniformly per training step as extra
             negatives beside the in-batch ones (mixed negative sampling, Yang et al.,
@@ -263,6 +267,8 @@ class ModelConfig:
     history_causal: bool = False
     history_pooling: str = "last"
     history_item_dropout: float = 0.0
+    target_attention: bool = False
+    target_attention_units: tuple[int, ...] = (32,)
     temperature: float = 0.2
     extra_negatives: int = 1024
     logq_correction: bool = True

@@ -74,6 +74,7 @@ class ServingModule(tf.Module):
         # Track only what serving runs (not the TFRS tasks and their metrics).
         self.query_tower = model.query_tower
         self.ranking_network = model.ranking_network
+        self.target_attention = model.target_attention
         self._outputs = model._outputs
         self.item_key = model.item_key
         self.default_k = default_k
@@ -104,7 +105,7 @@ class ServingModule(tf.Module):
         if self.item_representations is not None:
             rows = self.catalog_rows.lookup(as_string(features[self.item_key]))
             item = tf.gather(self.item_representations, rows)
-        return self._outputs(user, item, training=False)
+        return self._outputs(user, item, features, training=False)
 
     def _top_k(self, features, k, exclude):
         queries = tf.math.l2_normalize(self._user(features), -1)

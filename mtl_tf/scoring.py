@@ -33,7 +33,7 @@ def query_arrays(data: RecDataset, interactions: pd.DataFrame,
     user_key = data.schema.user_id.name
     users = pd.unique(interactions[user_key].astype(str))
     if arrays is None:
-        if data.schema.sequence is not None:
+        if data.schema.sequence is not None and data.schema.sequence.is_derived:
             raise ValueError("query_arrays: the schema has a history feature, "
                              "which depends on the split; pass the split's "
                              "example arrays (PreparedData.arrays[split]).")

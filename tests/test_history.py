@@ -1,7 +1,8 @@
 """The behaviour history: derivation without leakage, the encoders, and serving
 a new user's session from a plain-TensorFlow process."""
 
-import subprocess  # noqa: I001  (mtl_tf must be imported before tensorflow)
+import dataclasses  # noqa: I001  (mtl_tf must be imported before tensorflow)
+import subprocess
 import sys
 import textwrap
 
@@ -13,16 +14,18 @@ import mtl_tf  # noqa: F401
 import tensorflow as tf
 
 from mtl_tf import experiment
-from mtl_tf.config import apply_overrides, get_preset
+from mtl_tf.config import Config, apply_overrides, get_preset
 from mtl_tf.data import movielens_schema as F
+from mtl_tf.data.dataset import RecDataset
 from mtl_tf.data.pipeline import split_histories
 from mtl_tf.data.sequences import derive_history
 from mtl_tf.data.splits import Splits
-from mtl_tf.model.history import HistoryEncoder
+from mtl_tf.model.history import HistoryEncoder, TargetAttention
 from mtl_tf.schema import Feature, Schema
 from mtl_tf.task_config import TaskConfig
 
 from test_end_to_end import _clean_env
+from test_own_data import CENSUS_SCHEMA, CENSUS_TASKS, _census_like
 
 ENCODERS = ("mean", "gru", "conv1d", "transformer")
 
@@ -174,6 +177,7 @@ def transformer_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("transformer")
     config = apply_overrides(get_preset("tiny"), [
         "model.history_encoder=transformer", "model.history_causal=true",
+        "model.target_attention=true",
         f"export.export_dir={base / 'saved_models'}"])
     return experiment.run(config, base / "run", verbose=0)
 
@@ -242,3 +246,78 @@ def test_item_dropout_drops_history_items_in_training_only():
     assert len({tuple(np.round(row, 5)) for row in trained}) > 32
     with pytest.raises(ValueError, match="model.history_item_dropout"):
         apply_overrides(get_preset("tiny"), ["model.history_item_dropout=1.0"])
+
+
+def test_target_attention_weighs_each_history_item_by_the_candidate():
+    tf.keras.utils.set_random_seed(0)
+    embedding = tf.keras.layers.Embedding(21, 8)
+    attention = TargetAttention(_lookup(), embedding, max_length=3, units=(5,))
+    target = tf.random.normal([1, 8])
+    histories = tf.constant([["", "", "", ""], ["nope", "", "what", ""],
+                             ["i1", "i2", "i3", ""], ["i3", "nope", "i2", "i1"],
+                             ["i9", "i1", "i2", "i3"]])
+    out = attention(histories, tf.repeat(target, 5, 0)).numpy()
+    np.testing.assert_array_equal(out[:2], np.zeros((2, 8)))
+    # Unknown ids drop out, pooling ignores the order, and only the 3 most
+    # recent known items count ("i9" falls out of the last row).
+    np.testing.assert_allclose(out[2], out[3], atol=1e-6)
+    np.testing.assert_allclose(out[2], out[4], atol=1e-6)
+    # DIN's activation unit, unnormalised: sum_j MLP([e, v, e - v, e * v]) e_j.
+    e = embedding(tf.constant([2, 3, 4])).numpy()  # i1, i2, i3 (OOV is row 0)
+    v = np.repeat(target.numpy(), 3, 0)
+    (w1, b1), (w2, b2) = [layer.get_weights() for layer in
+                          attention.hidden + [attention.weight_layer]]
+    h = np.maximum(np.concatenate([e, v, e - v, e * v], 1) @ w1 + b1, 0)
+    np.testing.assert_allclose(out[2], ((h @ w2 + b2) * e).sum(0), atol=1e-5)
+    # Another candidate weighs the same history differently.
+    other = attention(histories[2:3], tf.random.normal([1, 8])).numpy()
+    assert np.abs(other[0] - out[2]).max() > 1e-4
+
+
+def test_target_attention_needs_a_history_and_a_ranking_task(tmp_path):
+    census = apply_overrides(Config(schema=CENSUS_SCHEMA, tasks=CENSUS_TASKS),
+                             ["model.target_attention=true",
+                              "model.history_encoder=none"])
+    prepared = experiment.prepare_data(census, RecDataset.from_frames(
+        CENSUS_SCHEMA, _census_like(300), name="census-like",
+        labels={"income": "number", "never_married": "number"}))
+    with pytest.raises(ValueError, match="no `sequence` feature"):
+        experiment.run(census, tmp_path / "census", verbose=0, prepared=prepared)
+    config = apply_overrides(get_preset("tiny"), ["model.target_attention=true"])
+    retrieval_only = dataclasses.replace(config, tasks=tuple(
+        t for t in config.tasks if t.type == "retrieval"))
+    with pytest.raises(ValueError, match="has no regression or binary task"):
+        experiment.run(retrieval_only, tmp_path / "retrieval", verbose=0)
+
+
+def test_a_history_given_in_the_data_is_read_not_derived(tmp_path):
+    schema = Schema((Feature("u", "user", "id"), Feature("i", "item", "id"),
+                     Feature("h", "user", "sequence", max_length=2, derive=False)))
+    rng = np.random.default_rng(0)
+    n = 400
+    frame = pd.DataFrame({"u": rng.integers(0, 40, n).astype(str),
+                          "i": rng.integers(0, 30, n).astype(str)})
+    frame["h"] = [["1", "2", "3"], "4|5", None, ""] + [
+        "|".join(map(str, rng.integers(0, 30, 3))) for _ in range(n - 4)]
+    data = RecDataset.from_frames(schema, frame, name="given-history")
+    assert [f.name for f in schema.stored_features] == ["u", "i", "h"]
+    config = apply_overrides(
+        Config(schema=schema, tasks=(TaskConfig("retrieval", "retrieval"),)),
+        ["data.split=random", "train.epochs=1",
+         "train.batch_size=64", "model.embedding_dim=8",
+         f"export.export_dir={tmp_path / 'saved_models'}"])
+    prepared = experiment.prepare_data(config, data)
+    arrays = prepared.arrays
+    rows = {tuple(r) for split in arrays.values() for r in split["h"].tolist()}
+    # The newest max_length items, as given; missing and empty are empty.
+    assert {("2", "3"), ("4", "5"), ("", "")} <= rows
+    result = experiment.run(config, tmp_path / "run", verbose=0, prepared=prepared)
+    document = (result["export"] / "assets.extra" / "schema.json").read_text()
+    assert '"h"' in document
+    model = result["model"]
+    users = model.user_embeddings({"u": tf.constant(["0", "0"]),
+                                   "h": tf.constant([["1", "2"], ["7", "8"]])}
+                                  ).numpy()
+    assert np.abs(users[0] - users[1]).max() > 1e-4
+    with pytest.raises(ValueError, match="`derive` applies to sequence"):
+        Feature("tags", "item", "multi_categorical", derive=False)

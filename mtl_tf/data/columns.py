@@ -88,7 +88,7 @@ def coerce_feature(frame: pd.DataFrame, feature: Feature, source: str,
     if feature.kind == "numeric":
         values, bad = to_float(frame, feature.name, source, lenient)
         return pd.Series(values, index=series.index), bad
-    if feature.kind == "multi_categorical":
+    if feature.is_list:
         return pd.Series([_as_tuple(v, feature.separator) for v in series],
                          index=series.index, dtype=object), ok
     if feature.dtype == "string":

@@ -75,11 +75,15 @@ class RecDataset:
     def _layout(self) -> list[tuple[str, pd.DataFrame | None, list[str]]]:
         schema = self.schema
         keys = [f.name for f in (schema.user_id, schema.item_id) if f is not None]
+        # A history given in the data belongs to its interaction.
+        histories = [f.name for f in schema.stored_features if f.kind == "sequence"]
         user_side = [f.name for f in schema.on_side("user", derived=False)
-                     if f.kind != "id"]
+                     if f.kind != "id" and f.name not in histories]
         item_side = [f.name for f in schema.on_side("item") if f.kind != "id"]
-        context = [f.name for f in schema.on_side("context", derived=False)]
-        in_interactions = keys + context + ([] if schema.user_id else user_side)
+        context = [f.name for f in schema.on_side("context", derived=False)
+                   if f.name not in histories]
+        in_interactions = (keys + context + histories
+                           + ([] if schema.user_id else user_side))
         if schema.timestamp:
             in_interactions.append(schema.timestamp)
         return [("interactions", self.interactions, in_interactions),
@@ -222,9 +226,10 @@ class RecDataset:
                                  ("user", schema.user_id, "users")):
             if key is None:
                 continue
+            # A history (sequence) belongs to its interaction, not to the user.
             columns = [key.name] + [f.name for f in
                                     schema.on_side(side, derived=False)
-                                    if f.kind != "id"]
+                                    if f.kind not in ("id", "sequence")]
             columns += [c for c in labels if label_table[c] == table]
             if frames[table] is None:
                 side_tables[table] = (interactions[columns]
@@ -246,7 +251,7 @@ class RecDataset:
 
 def fill_missing(column: pd.Series, feature: Feature) -> pd.Series:
     """Missing values of a joined column in the canonical form of its kind."""
-    if feature.kind == "multi_categorical":
+    if feature.is_list:
         return pd.Series([v if isinstance(v, tuple) else () for v in column],
                          index=column.index, dtype=object)
     if feature.kind == "numeric":
@@ -263,7 +268,9 @@ def _feature_tables(schema: Schema, has_items: bool, has_users: bool
     """Which tables must hold each feature column."""
     where = {}
     for feature in schema.stored_features:
-        if feature.kind == "id":
+        if feature.kind == "sequence":  # One history per interaction.
+            where[feature.name] = ("interactions",)
+        elif feature.kind == "id":
             table = {"item": "items", "user": "users"}[feature.side]
             has_table = has_items if feature.side == "item" else has_users
             where[feature.name] = ("interactions",) + ((table,) if has_table else ())

@@ -147,10 +147,10 @@ def split_histories(schema: Schema, splits, tasks: Sequence[TaskConfig], *,
     on the training and validation positives: a held-out interaction never
     enters a training row's history. With `before` (temporal splits) each row
     sees only earlier events. Returns {split: {feature name: [n, width]}};
-    empty dicts when the schema has no sequence feature.
+    empty dicts when the schema has no derived sequence feature.
     """
     feature = schema.sequence
-    if feature is None:
+    if feature is None or not feature.is_derived:
         return {name: {} for name in SPLIT_NAMES}
     train = retrieval_positives(splits.train, tasks)
     validation = retrieval_positives(splits.validation, tasks)
@@ -166,7 +166,7 @@ def own_histories(data: RecDataset, frame: pd.DataFrame,
     """The sequence feature of `frame` drawn from its own retrieval positives,
     leave-one-out (for rows outside a split, e.g. a sample of a log)."""
     feature = data.schema.sequence
-    if feature is None:
+    if feature is None or not feature.is_derived:
         return {}
     return {feature.name: _history(data.schema, frame,
                                    retrieval_positives(frame, tasks),
@@ -215,7 +215,9 @@ def raw_arrays(data: RecDataset, frame: pd.DataFrame, tasks: Sequence[TaskConfig
             out[name] = sequences[name]
             continue
         column = joined[name]
-        if feature.kind == "multi_categorical":
+        if feature.kind == "sequence":  # Given in the data: the newest items.
+            out[name] = pad_lists([v[-feature.max_length:] for v in column])
+        elif feature.kind == "multi_categorical":
             out[name] = pad_lists(list(column))
         elif feature.kind == "numeric":
             out[name] = column.to_numpy(np.float32)

@@ -16,9 +16,13 @@ from mtl_tf.data.dataset import RecDataset
 from mtl_tf.data.pipeline import fit_on_training, pad_lists, retrieval_positives
 from mtl_tf.model.catalog import ItemCatalog
 from mtl_tf.model.encoders import build_encoder
-from mtl_tf.model.history import HistoryEncoder
+from mtl_tf.model.history import HistoryEncoder, TargetAttention
 from mtl_tf.model.multitask import MultiTaskRecommender
-from mtl_tf.model.ranking import architecture_args, build_ranking_network
+from mtl_tf.model.ranking import (
+    PAIR_TASK_TYPES,
+    architecture_args,
+    build_ranking_network,
+)
 from mtl_tf.model.title_encoder import PretrainedTextEncoder, TitleEncoder
 from mtl_tf.model.towers import CandidateTower, QueryTower
 from mtl_tf.model.weighting import build_weighting
@@ -121,13 +125,15 @@ def build_model(config: Config, data: RecDataset, train: pd.DataFrame,
         for f in schema.query_features
         if f.kind not in ("id", "sequence") and not (
             f.kind == "text" and model_config.text_encoder == "none")}
-    candidate_tower = catalog = None
+    candidate_tower = catalog = target_attention = None
     positives = retrieval_positives(train, config.tasks)
     if schema.item_id is not None:
         catalog, candidate_tower = _item_side(config, data, train, preprocessing)
         if schema.sequence is not None and model_config.history_encoder != "none":
             query_encoders[schema.sequence.name] = _history_encoder(
                 schema.sequence, model_config, candidate_tower)
+    if model_config.target_attention:
+        target_attention = _target_attention(config, schema, candidate_tower)
     user_id = schema.user_id
     query_tower = QueryTower(
         query_encoders, dim, user_id=user_id.name if user_id else "",
@@ -145,7 +151,8 @@ def build_model(config: Config, data: RecDataset, train: pd.DataFrame,
         model_config.head_units, initial_biases=initial_biases,
         label_sizes={t.name: len(preprocessing.label_vocabularies[t.label])
                      for t in config.tasks if t.type == "multilabel"},
-        with_item=candidate_tower is not None, seed=config.train.seed)
+        with_item=candidate_tower is not None,
+        with_history=target_attention is not None, seed=config.train.seed)
     loss = config.loss
     weighting = build_weighting(
         loss.weighting, [t.name for t in config.tasks],
@@ -166,7 +173,8 @@ def build_model(config: Config, data: RecDataset, train: pd.DataFrame,
         extra_negatives=model_config.extra_negatives,
         logq_correction=model_config.logq_correction,
         item_probabilities=probabilities, weighting=weighting,
-        pcgrad=loss.pcgrad, clip_norm=loss.clip_norm)
+        pcgrad=loss.pcgrad, clip_norm=loss.clip_norm,
+        target_attention=target_attention)
 
 
 def _history_encoder(feature: Feature, model: ModelConfig,
@@ -184,6 +192,33 @@ def _history_encoder(feature: Feature, model: ModelConfig,
         pooling=model.history_pooling, dropout=model.dropout,
         item_dropout=model.history_item_dropout,
         name=f"{feature.name}_encoder")
+
+
+def _target_attention(config: Config, schema, candidate_tower: CandidateTower | None
+                      ) -> TargetAttention:
+    """DIN attention of the candidate over the schema's history, embedded like
+    the query tower's history (`model.history_shares_item_embeddings`)."""
+    if schema.sequence is None or candidate_tower is None:
+        raise ValueError(
+            "model.target_attention=true: the candidate item attends over the "
+            "behaviour history, but the schema declares no `sequence` feature (or "
+            "no item id). Declare one (kind: sequence) or set "
+            "model.target_attention=false.")
+    if not any(t.type in PAIR_TASK_TYPES for t in config.tasks):
+        raise ValueError(
+            "model.target_attention=true feeds the ranking tasks, but the config "
+            "has no regression or binary task. Add one or set "
+            "model.target_attention=false.")
+    model = config.model
+    embedding = (candidate_tower.id_embedding
+                 if model.history_shares_item_embeddings else
+                 tf.keras.layers.Embedding(
+                     candidate_tower.id_lookup.vocabulary_size(),
+                     model.embedding_dim, name="target_attention_item_embedding"))
+    return TargetAttention(
+        candidate_tower.id_lookup, embedding, schema.sequence.max_length,
+        num_oov=candidate_tower.num_oov_buckets,
+        units=model.target_attention_units, name="target_attention")
 
 
 def _item_side(config: Config, data: RecDataset, train: pd.DataFrame,

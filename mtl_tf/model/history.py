@@ -1,4 +1,6 @@
-"""Sequence encoders of the user's behaviour history (`model.history_encoder`).
+"""Encoders of the user's behaviour history: the query tower's sequence
+encoders (`model.history_encoder`) and the ranking heads' target attention
+(`model.target_attention`).
 
 The history is a schema `sequence` feature: item ids, oldest first, padded with
 "" ([batch, n] strings, in training and in serving requests alike). Every
@@ -16,6 +18,32 @@ import tensorflow as tf
 
 from mtl_tf.config import HISTORY_ENCODERS, HISTORY_POOLINGS
 from mtl_tf.model.encoders import as_string
+
+
+def recent_known_rows(item_ids: tf.Tensor, item_lookup: tf.keras.layers.StringLookup,
+                      num_oov: int, length: int, item_dropout: float = 0.0
+                      ) -> tuple[tf.Tensor, tf.Tensor]:
+    """Lookup rows [batch, length] of each history's `length` most recent known
+    items, right-aligned in time order, and the mask of real items.
+
+    Unknown ids and padding are moved to the left and masked; so are items
+    dropped at random with probability `item_dropout` (training only).
+    """
+    ids = tf.convert_to_tensor(item_ids)
+    if ids.shape.rank == 1:
+        ids = ids[:, None]
+    ids = as_string(ids)
+    # At least `length` columns, so the shapes below never depend on n.
+    ids = tf.concat([tf.fill([tf.shape(ids)[0], length], ""), ids], axis=1)
+    rows = tf.cast(item_lookup(ids), tf.int64)
+    known = rows >= num_oov
+    if item_dropout > 0:
+        known &= tf.random.uniform(tf.shape(rows)) >= item_dropout
+    # Known items to the right, in order (a stable sort); keep the newest.
+    order = tf.argsort(tf.cast(known, tf.int32), axis=1, stable=True)
+    rows = tf.gather(rows, order, batch_dims=1)[:, -length:]
+    known = tf.gather(known, order, batch_dims=1)[:, -length:]
+    return rows, known
 
 
 class HistoryEncoder(tf.keras.layers.Layer):
@@ -101,21 +129,9 @@ class HistoryEncoder(tf.keras.layers.Layer):
                     initializer=tf.keras.initializers.RandomNormal(stddev=0.05))
 
     def call(self, item_ids: tf.Tensor, training=None) -> tf.Tensor:
-        ids = tf.convert_to_tensor(item_ids)
-        if ids.shape.rank == 1:
-            ids = ids[:, None]
-        ids = as_string(ids)
-        length = self.max_length
-        # At least max_length columns, so the shapes below never depend on n.
-        ids = tf.concat([tf.fill([tf.shape(ids)[0], length], ""), ids], axis=1)
-        rows = tf.cast(self.item_lookup(ids), tf.int64)
-        known = rows >= self.num_oov
-        if training and self.item_dropout > 0:
-            known &= tf.random.uniform(tf.shape(rows)) >= self.item_dropout
-        # Known items to the right, in order (a stable sort); keep the newest.
-        order = tf.argsort(tf.cast(known, tf.int32), axis=1, stable=True)
-        rows = tf.gather(rows, order, batch_dims=1)[:, -length:]
-        known = tf.gather(known, order, batch_dims=1)[:, -length:]
+        rows, known = recent_known_rows(
+            item_ids, self.item_lookup, self.num_oov, self.max_length,
+            self.item_dropout if training else 0.0)
         mask = tf.cast(known, tf.float32)[..., None]
         items = self.embedding(rows) * mask
         encoded = self._encode(items, known, mask, training)
@@ -169,3 +185,54 @@ class _TransformerBlock(tf.keras.layers.Layer):
         hidden = self.norms[0](hidden + self.dropout(attended, training=training))
         forward = self.feed_forward[1](self.feed_forward[0](hidden))
         return self.norms[1](hidden + self.dropout(forward, training=training))
+
+
+class TargetAttention(tf.keras.layers.Layer):
+    """The candidate item attends over the history: DIN's local activation unit
+    (Zhou et al., "Deep Interest Network for Click-Through Rate Prediction",
+    KDD 2018), for the ranking heads (`model.target_attention`).
+
+    Each history item j with embedding e_j gets the weight
+    w_j = MLP([e_j, v, e_j - v, e_j * v]) for the candidate's vector v, and the
+    output is sum_j w_j e_j over the known items. As in DIN, the weights are not
+    normalised by a softmax, so the output's size keeps how much of the history
+    relates to the candidate. An empty or all-unknown history gives zeros.
+
+    Args:
+        item_lookup: the candidate tower's item id `StringLookup`.
+        item_embedding: the embedding of history items (by default the
+            candidate tower's item id embeddings).
+        max_length: most recent known items attended over.
+        num_oov: the lookup's OOV rows (ids below it are unknown).
+        units: hidden sizes of the activation unit's MLP.
+
+    Example:
+        >>> lookup = tf.keras.layers.StringLookup(vocabulary=["x", "y"])
+        >>> embedding = tf.keras.layers.Embedding(3, 4)
+        >>> attention = TargetAttention(lookup, embedding, max_length=5)
+        >>> attention(tf.constant([["x", "y"], ["", ""]]), tf.ones([2, 4])).shape
+        TensorShape([2, 4])
+    """
+
+    def __init__(self, item_lookup: tf.keras.layers.StringLookup,
+                 item_embedding: tf.keras.layers.Embedding, max_length: int,
+                 num_oov: int = 1, units: tuple[int, ...] = (32,), **kwargs):
+        super().__init__(**kwargs)
+        self.item_lookup, self.embedding = item_lookup, item_embedding
+        self.max_length, self.num_oov = int(max_length), num_oov
+        self.hidden = [tf.keras.layers.Dense(width, activation="relu",
+                                             name=f"activation_hidden_{i}")
+                       for i, width in enumerate(units)]
+        self.weight_layer = tf.keras.layers.Dense(1, name="activation_weight")
+
+    def call(self, item_ids: tf.Tensor, target: tf.Tensor, training=None
+             ) -> tf.Tensor:
+        rows, known = recent_known_rows(item_ids, self.item_lookup, self.num_oov,
+                                        self.max_length)
+        items = self.embedding(rows)
+        candidate = tf.broadcast_to(target[:, None, :], tf.shape(items))
+        h = tf.concat([items, candidate, items - candidate, items * candidate], -1)
+        for layer in self.hidden:
+            h = layer(h)
+        weights = self.weight_layer(h) * tf.cast(known, tf.float32)[..., None]
+        return tf.reduce_sum(weights * items, axis=1)

@@ -10,8 +10,10 @@ import tensorflow_recommenders as tfrs
 from mtl_tf.data.pipeline import task_weight_key
 from mtl_tf.model.catalog import ItemCatalog
 from mtl_tf.model.encoders import as_string
+from mtl_tf.model.history import TargetAttention
 from mtl_tf.model.ranking import (
     BODY_LAYER,
+    HISTORY_INPUT,
     INTERACTION_LAYER,
     ITEM_INPUT,
     PAIR_TASK_TYPES,
@@ -99,8 +101,9 @@ class MultiTaskRecommender(tfrs.models.Model):
         schema: the data's schema (the id features' names).
         query_tower, candidate_tower: the towers; no candidate tower (and no
             catalog) for data without items.
-        ranking_network: functional model with inputs "user" (and "item") and
-            one output per non-retrieval task.
+        ranking_network: functional model with inputs "user" (and "item", and
+            "target_attention" with a `target_attention`) and one output per
+            non-retrieval task.
         tasks: the task configs (name, type, label, weight, where).
         catalog: the item catalog (for extra negatives and evaluation metrics).
         temperature: retrieval softmax temperature.
@@ -114,6 +117,8 @@ class MultiTaskRecommender(tfrs.models.Model):
             fixed weights.
         pcgrad: apply PCGrad to the per-task gradients.
         clip_norm: clip gradients to this global norm (0: no clipping).
+        target_attention: the candidate's attention over the schema's history
+            for the ranking network (`model.target_attention`), or None.
     """
 
     def __init__(self, schema: Schema, query_tower: QueryTower,
@@ -123,8 +128,17 @@ class MultiTaskRecommender(tfrs.models.Model):
                  extra_negatives: int = 0, logq_correction: bool = False,
                  item_probabilities: Sequence[float] | None = None,
                  weighting: LossWeighting | None = None, pcgrad: bool = False,
-                 clip_norm: float = 0.0):
+                 clip_norm: float = 0.0,
+                 target_attention: TargetAttention | None = None):
         super().__init__()
+        if (target_attention is not None) != (
+                HISTORY_INPUT in ranking_network.input_names):
+            raise ValueError("MultiTaskRecommender: pass a target_attention "
+                             "exactly when the ranking network has its input "
+                             f"{HISTORY_INPUT!r}.")
+        if target_attention is not None and schema.sequence is None:
+            raise ValueError("MultiTaskRecommender: target attention needs a "
+                             "sequence feature (the history) in the schema.")
         if candidate_tower is None and any(t.type == "retrieval" for t in tasks):
             raise ValueError("MultiTaskRecommender: a retrieval task needs a "
                              "candidate tower (an item id in the schema).")
@@ -137,6 +151,7 @@ class MultiTaskRecommender(tfrs.models.Model):
         self.query_tower = query_tower
         self.candidate_tower = candidate_tower
         self.ranking_network = ranking_network
+        self.target_attention = target_attention
         self.catalog = catalog
         self.task_configs = tuple(tasks)
         self.extra_negatives = int(extra_negatives)
@@ -206,16 +221,24 @@ class MultiTaskRecommender(tfrs.models.Model):
         user = self.query_tower(features, training=training)
         item = (None if self.candidate_tower is None else
                 self.candidate_tower(features[self.item_key], training=training))
-        return self._outputs(user, item, training)
+        return self._outputs(user, item, features, training)
 
-    @staticmethod
-    def _network_inputs(user: tf.Tensor, item: tf.Tensor | None) -> dict:
-        return ({USER_INPUT: user} if item is None
-                else {USER_INPUT: user, ITEM_INPUT: item})
+    def _network_inputs(self, user: tf.Tensor, item: tf.Tensor | None,
+                        features: dict[str, tf.Tensor], training: bool = False
+                        ) -> dict:
+        inputs = {USER_INPUT: user}
+        if item is not None:
+            inputs[ITEM_INPUT] = item
+            if self.target_attention is not None:
+                inputs[HISTORY_INPUT] = self.target_attention(
+                    features[self.schema.sequence.name], item, training=training)
+        return inputs
 
-    def _outputs(self, user: tf.Tensor, item: tf.Tensor | None, training: bool):
-        outputs = dict(self.ranking_network(self._network_inputs(user, item),
-                                            training=training))
+    def _outputs(self, user: tf.Tensor, item: tf.Tensor | None,
+                 features: dict[str, tf.Tensor], training: bool):
+        outputs = dict(self.ranking_network(
+            self._network_inputs(user, item, features, training),
+            training=training))
         if self.retrieval_task is not None:
             outputs[self.retrieval_task.name] = tf.reduce_sum(
                 tf.math.l2_normalize(user, -1) * tf.math.l2_normalize(item, -1), -1)
@@ -245,8 +268,8 @@ class MultiTaskRecommender(tfrs.models.Model):
             item, negatives = both[:tf.size(item_ids)], both[tf.size(item_ids):]
         elif self.candidate_tower is not None:
             item = self.candidate_tower(item_ids, training=training)
-        outputs = self.ranking_network(self._network_inputs(user, item),
-                                       training=training)
+        outputs = self.ranking_network(
+            self._network_inputs(user, item, features, training), training=training)
         losses = {}
         for task in self.task_configs:
             weight = tf.cast(features[task_weight_key(task)], tf.float32)
@@ -295,7 +318,8 @@ class MultiTaskRecommender(tfrs.models.Model):
             self.ranking_network.get_layer(INTERACTION_LAYER).output)
         item = (None if self.candidate_tower is None
                 else self.candidate_tower(features[self.item_key]))
-        x = interaction(self._network_inputs(self.query_tower(features), item))
+        x = interaction(self._network_inputs(self.query_tower(features), item,
+                                             features))
         names = [t.name for t in self.task_configs if t.type in PAIR_TASK_TYPES]
         return dict(zip(names, body.gate_weights(x)))
 

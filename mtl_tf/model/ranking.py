@@ -12,6 +12,8 @@ from mtl_tf.task_config import TaskConfig, conditional_output_name, task_order
 
 USER_INPUT = "user"
 ITEM_INPUT = "item"
+# The candidate's target attention over the history (`model.target_attention`).
+HISTORY_INPUT = "target_attention"
 # Layer names other code looks up (gate inspection): the architecture's input and
 # the architecture itself.
 INTERACTION_LAYER = "interaction"
@@ -26,18 +28,22 @@ def build_ranking_network(dim: int, tasks: Sequence[TaskConfig],
                           head_units: Sequence[int] = (32,),
                           initial_biases: Mapping[str, float] | None = None,
                           label_sizes: Mapping[str, int] | None = None,
-                          with_item: bool = True, seed: int = 0) -> tf.keras.Model:
+                          with_item: bool = True, with_history: bool = False,
+                          seed: int = 0) -> tf.keras.Model:
     """Builds the ranking network over user and item representations.
 
     Inputs are the two tower outputs, named "user" and "item" (only "user", the
     query side, for data without items, `with_item=False`). The multi-task
     `architecture` (see `mtl_tf.model.architectures`) sees their concatenation and
     element-wise product (the product makes dot-product structure, which MLPs learn
-    poorly, directly available) and returns one tensor per regression or binary
-    task. Each task gets a head and an output of the task's name: regression tasks
-    a linear output (bias started at `initial_biases[name]`, e.g. the label mean),
-    binary tasks a probability. A binary task with `depends_on` outputs its head's
-    probability times its parent's output (ESMM) and also exposes the conditional
+    poorly, directly available), plus the "target_attention" input with
+    `with_history` when there are pair tasks (the candidate item's DIN
+    attention over the history, `mtl_tf.model.history.TargetAttention`), and
+    returns one tensor per regression or binary task. Each task gets a head and
+    an output of the task's name: regression tasks a linear output (bias
+    started at `initial_biases[name]`, e.g. the label mean), binary tasks a
+    probability. A binary task with `depends_on` outputs its head's probability
+    times its parent's output (ESMM) and also exposes the conditional
     probability as `<name>_given_<parent>`. Multilabel tasks are auxiliary tasks
     on the item representation alone (the query one without items): a head to
     one probability per label value, `label_sizes[name]` of them (e.g. an
@@ -56,9 +62,12 @@ def build_ranking_network(dim: int, tasks: Sequence[TaskConfig],
     heads: dict[str, tf.Tensor] = {}
     if pair_tasks:
         if with_item:
-            x = tf.keras.layers.Concatenate(name=INTERACTION_LAYER)(
-                [user, item,
-                 tf.keras.layers.Multiply(name="user_x_item")([user, item])])
+            parts = [user, item,
+                     tf.keras.layers.Multiply(name="user_x_item")([user, item])]
+            if with_history:
+                inputs[HISTORY_INPUT] = tf.keras.Input((dim,), name=HISTORY_INPUT)
+                parts.append(inputs[HISTORY_INPUT])
+            x = tf.keras.layers.Concatenate(name=INTERACTION_LAYER)(parts)
         else:
             x = tf.keras.layers.Activation("linear", name=INTERACTION_LAYER)(user)
         architecture = "single_task" if architecture == "esmm" else architecture

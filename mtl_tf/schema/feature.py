@@ -55,10 +55,11 @@ class Feature:
             flagged) or "text" (a bag of words, or on the item side the
             pretrained encoder chosen by `model.text_encoder`) or "sequence"
             (the user's behaviour history: a time-ordered list of item ids of
-            the schema's item key, derived by the pipeline from the log; see
-            `mtl_tf.data.sequences`, and `model.history_encoder` for how it is
-            encoded). A sequence is a query-side feature ("user" or
-            "context"); a request sends it as string [batch, n] padded with "".
+            the schema's item key, derived by the pipeline from the log unless
+            `derive` is false; see `mtl_tf.data.sequences`, and
+            `model.history_encoder` for how it is encoded). A sequence is a
+            query-side feature ("user" or "context"); a request sends it as
+            string [batch, n] padded with "".
         dtype: "string", "int64", "float32" or "bool": the column's type in the
             data and in serving requests. Default: "float32" for numeric
             features, "string" otherwise.
@@ -73,6 +74,11 @@ class Feature:
             (quantile boundaries from training, one embedding per bucket).
         num_buckets: buckets of `transform="buckets"`.
         max_length: sequence features: the most recent items kept.
+        derive: sequence features: derive the history from the log (the
+            default), or, when false, read it from the interactions table's
+            column of this name: a list (Parquet, pandas) or `separator`-joined
+            text, oldest first. Such a history is taken as given: keeping
+            held-out events out of it is the data's job.
     """
 
     name: str
@@ -86,6 +92,7 @@ class Feature:
     transform: str = "standardize"
     num_buckets: int = 10
     max_length: int = 50
+    derive: bool = True
 
     def __post_init__(self) -> None:
         where = f"schema feature {self.name!r}"
@@ -126,6 +133,9 @@ class Feature:
                                  f"{key}={getattr(self, key)}.")
         if not self.separator:
             raise ValueError(f"{where}: separator must not be empty.")
+        if not self.derive and self.kind != "sequence":
+            raise ValueError(f"{where}: `derive` applies to sequence features "
+                             f"only; remove it from this {self.kind} feature.")
 
     @property
     def is_list(self) -> bool:
@@ -134,9 +144,10 @@ class Feature:
 
     @property
     def is_derived(self) -> bool:
-        """Whether the pipeline derives the values from the log (sequences)
-        rather than reading a column of the data's tables."""
-        return self.kind == "sequence"
+        """Whether the pipeline derives the values from the log (sequences,
+        unless `derive` is false) rather than reading a column of the data's
+        tables."""
+        return self.kind == "sequence" and self.derive
 
     def to_dict(self) -> dict[str, Any]:
         """The non-default fields (plus name, side, kind): a short JSON object."""

@@ -127,7 +127,7 @@ def fit_preprocessing(schema: Schema, feature_values: Mapping[str, np.ndarray],
         list_labels: training values of multilabel task labels (rows of lists).
     """
     # A sequence's values are item ids: the item key's vocabulary is its own.
-    states = {f.name: FeatureState() if f.is_derived
+    states = {f.name: FeatureState() if f.kind == "sequence"
               else fit_feature(f, feature_values[f.name]) for f in schema.features}
     labels = {name: vocabulary(str(v) for row in rows for v in row)
               for name, rows in (list_labels or {}).items()}
