@@ -237,11 +237,17 @@ def _request_example(prepared: PreparedData) -> dict:
     """The first test row's request features, for the export's schema.json."""
     arrays = prepared.arrays["test"] if len(prepared.splits.test) else \
         prepared.arrays["train"]
+    schema = prepared.data.schema
+    # The history's events (and its parallel lists') without the padding.
+    events = (int((arrays[schema.sequence.name][0] != "").sum())
+              if schema.sequence is not None else 0)
     out = {}
-    for name in model_input_names(prepared.data.schema):
+    for name in model_input_names(schema):
         value = arrays[name][0]
         value = value.tolist() if hasattr(value, "tolist") else value
-        if isinstance(value, list):  # A padded list: its values only.
+        if schema[name].kind == "sequence":
+            value = value[:events]
+        elif isinstance(value, list):  # A padded list: its values only.
             value = [v for v in value if v != ""]
         out[name] = value
     return out

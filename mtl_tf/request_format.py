@@ -21,8 +21,9 @@ _DTYPES = {"string": tf.string, "int64": tf.int64, "float32": tf.float32,
 
 def feature_spec(feature: Feature) -> tf.TensorSpec:
     """The serving input of one schema feature."""
-    if feature.is_list:
-        return tf.TensorSpec([None, None], tf.string, name=feature.name)
+    if feature.is_list:  # Padded with "" (time gaps: float32, with 0).
+        return tf.TensorSpec([None, None], _DTYPES[feature.dtype],
+                             name=feature.name)
     return tf.TensorSpec([None], _DTYPES[feature.dtype], name=feature.name)
 
 
@@ -114,7 +115,9 @@ def schema_document(schema: Schema, model_name: str, with_retrieval: bool,
                       "List features are [batch, n] strings padded with \"\".",
                       "The history (a sequence feature) lists the user's items, "
                       "oldest first; unknown ids are ignored, so a new user's "
-                      "session personalises their results."]}
+                      "session personalises their results. Parallel lists "
+                      "(sequence features with `values`) are aligned with it "
+                      "event by event; time gaps are seconds, float32."]}
 
 
 __all__ = ["as_tensors", "feature_spec", "request_examples", "request_format",

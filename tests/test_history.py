@@ -25,7 +25,13 @@ from mtl_tf.schema import Feature, Schema
 from mtl_tf.task_config import TaskConfig
 
 from test_end_to_end import _clean_env
-from test_own_data import CENSUS_SCHEMA, CENSUS_TASKS, _census_like
+from test_own_data import (
+    CENSUS_SCHEMA,
+    CENSUS_TASKS,
+    _census_like,
+    check_against_memory,
+    request_inputs,
+)
 
 ENCODERS = ("mean", "gru", "conv1d", "transformer")
 
@@ -36,7 +42,7 @@ def _log(rows):
 
 def _history(frame, known, **kwargs):
     options = dict(user_column="u", item_column="i", time_column="t", max_length=3)
-    return derive_history(frame, known, **{**options, **kwargs}).tolist()
+    return derive_history(frame, known, **{**options, **kwargs})["item_ids"].tolist()
 
 
 def test_temporal_history_holds_only_earlier_events_newest_kept():
@@ -319,5 +325,129 @@ def test_a_history_given_in_the_data_is_read_not_derived(tmp_path):
                                    "h": tf.constant([["1", "2"], ["7", "8"]])}
                                   ).numpy()
     assert np.abs(users[0] - users[1]).max() > 1e-4
-    with pytest.raises(ValueError, match="`derive` applies to sequence"):
+    with pytest.raises(ValueError, match="`derive` and `values` apply"):
         Feature("tags", "item", "multi_categorical", derive=False)
+
+
+def _event_log(n=3000, seed=0):
+    """Users, items, timestamps and a behaviour type (click / buy)."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"u": rng.integers(0, 60, n).astype(str),
+                          "i": rng.integers(0, 40, n).astype(str),
+                          "ts": rng.permutation(n) * 60,
+                          "event": rng.choice(["click", "buy"], n, p=[0.8, 0.2])})
+    frame["bought"] = (frame["event"] == "buy").astype(float)
+    return frame
+
+
+EVENT_SCHEMA = Schema((
+    Feature("u", "user", "id"), Feature("i", "item", "id"),
+    Feature("h", "user", "sequence", max_length=4),
+    Feature("h_event", "user", "sequence", values="event"),
+    Feature("h_gap", "user", "sequence", values="time_gaps")), timestamp="ts")
+
+
+def test_parallel_lists_follow_the_history_event_by_event(tmp_path):
+    log = _event_log()
+    data = RecDataset.from_frames(EVENT_SCHEMA, log, labels={"bought": "number"},
+                                  name="events")
+    assert "event" in data.interactions.columns  # kept for the parallel list
+    config = apply_overrides(
+        Config(schema=EVENT_SCHEMA, tasks=(
+            TaskConfig("retrieval", "retrieval"),
+            TaskConfig("buy", "binary", label="bought"))),
+        ["data.split=temporal", "train.epochs=2", "train.batch_size=256",
+         "model.embedding_dim=8", "model.history_encoder=gru",
+         "model.target_attention=true",
+         f"export.export_dir={tmp_path / 'saved_models'}"])
+    prepared = experiment.prepare_data(config, data)
+    train = prepared.splits.train
+    arrays = prepared.arrays["train"]
+    by_key = {(u, i, t): e for u, i, t, e in
+              log[["u", "i", "ts", "event"]].itertuples(index=False)}
+    checked = 0
+    for row in range(len(train)):
+        items = [v for v in arrays["h"][row] if v]
+        if len(items) < 2:
+            continue
+        events = arrays["h_event"][row][:len(items)]
+        gaps = arrays["h_gap"][row][:len(items)]
+        assert (gaps > 0).all()  # temporal split: earlier events only
+        assert (np.diff(gaps) <= 0).all()  # oldest first
+        user, now = train["u"].iloc[row], train["ts"].iloc[row]
+        for item, event, gap in zip(items, events, gaps):
+            assert by_key.get((user, item, now - int(gap))) == event, row
+        assert all(v == "" for v in arrays["h_event"][row][len(items):])
+        checked += 1
+    assert checked > 100
+    result = experiment.run(config, tmp_path / "run", verbose=0, prepared=prepared)
+    model = result["model"]
+    inputs = request_inputs(prepared)
+    check_against_memory(model, result["export"], inputs, tmp_path)
+    # The behaviour types and the gaps move the user's embedding.
+    features = {n: tf.constant(inputs[n][:1]) for n in ("u", "h", "h_event", "h_gap")}
+    base = model.user_embeddings(features).numpy()
+    flipped = dict(features, h_event=tf.constant(np.where(
+        inputs["h_event"][:1] == "buy", "click", "buy")))
+    later = dict(features, h_gap=features["h_gap"] * 1000.0)
+    assert np.abs(model.user_embeddings(flipped).numpy() - base).max() > 1e-5
+    assert np.abs(model.user_embeddings(later).numpy() - base).max() > 1e-5
+
+
+def test_parallel_lists_are_checked_against_the_history():
+    with pytest.raises(ValueError, match="aligned with a history of item ids"):
+        Schema((Feature("u", "user", "id"), Feature("i", "item", "id"),
+                Feature("e", "user", "sequence", values="event")))
+    with pytest.raises(ValueError, match="set the schema's `timestamp`"):
+        Schema((Feature("u", "user", "id"), Feature("i", "item", "id"),
+                Feature("h", "user", "sequence"),
+                Feature("g", "user", "sequence", values="time_gaps")))
+    with pytest.raises(ValueError, match="takes dtype"):
+        Feature("g", "user", "sequence", values="time_gaps", dtype="string")
+    with pytest.raises(ValueError, match="`derive` and `values` apply"):
+        Feature("tags", "item", "multi_categorical", values="event")
+    with pytest.raises(ValueError, match="columns \\['event'\\]"):
+        RecDataset.from_frames(EVENT_SCHEMA, _event_log().drop(columns="event"),
+                               name="no-events")
+
+
+def _typed_sessions(users=500, steps=15, items=100, seed=0):
+    """After a "buy" a user's next item is from the second half of the
+    catalog, after a "click" from the first: only the behaviour type of the
+    last event tells which half to recommend."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for user in range(users):
+        item = rng.integers(items)
+        for step in range(steps):
+            event = rng.choice(["click", "buy"])
+            rows.append((str(user), str(item), step * 1000 + user, event))
+            half = items // 2
+            item = rng.integers(half) + (half if event == "buy" else 0)
+    return pd.DataFrame(rows, columns=["u", "i", "ts", "event"])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_behaviour_type_list_is_learned(tmp_path, seed):
+    log = _typed_sessions(seed=seed)
+    rates = {}
+    for with_events in (True, False):
+        features = [Feature("u", "user", "id"), Feature("i", "item", "id"),
+                    Feature("h", "user", "sequence", max_length=1)]
+        if with_events:
+            features.append(Feature("h_event", "user", "sequence", values="event"))
+        schema = Schema(tuple(features), timestamp="ts")
+        config = apply_overrides(
+            Config(schema=schema, tasks=(TaskConfig("retrieval", "retrieval"),)),
+            ["data.split=last_item", "train.epochs=20", "train.batch_size=256",
+             "model.embedding_dim=16", f"train.seed={seed}",
+             "train.early_stopping_patience=0"])
+        data = RecDataset.from_frames(schema, log, name="typed")
+        result = experiment.run(config, tmp_path / str(with_events), verbose=0,
+                                prepared=experiment.prepare_data(config, data),
+                                export=False)
+        rates[with_events] = result["metrics"]["hit_rate_at_10"]
+    # Knowing the half of the catalog to search raises the odds of a hit
+    # (measured: 0.24 vs 0.16, and 0.29 vs 0.20 on 300 users).
+    assert rates[True] > 1.3 * rates[False], rates
+    assert rates[True] - rates[False] > 0.05, rates

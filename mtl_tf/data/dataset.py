@@ -82,7 +82,7 @@ class RecDataset:
         item_side = [f.name for f in schema.on_side("item") if f.kind != "id"]
         context = [f.name for f in schema.on_side("context", derived=False)
                    if f.name not in histories]
-        in_interactions = (keys + context + histories
+        in_interactions = (keys + context + histories + schema.history_columns
                            + ([] if schema.user_id else user_side))
         if schema.timestamp:
             in_interactions.append(schema.timestamp)
@@ -188,8 +188,12 @@ class RecDataset:
         for table in ("interactions", "items", "users"):
             wanted = [f for f in schema.stored_features if table in where[f.name]]
             wanted_labels = [c for c in labels if label_table[c] == table]
-            if table == "interactions" and schema.timestamp:
-                wanted_labels.append(schema.timestamp)
+            if table == "interactions":
+                # What derived parallel lists read, as categorical strings.
+                wanted += [Feature(c, "context", "categorical")
+                           for c in schema.history_columns]
+                if schema.timestamp:
+                    wanted_labels.append(schema.timestamp)
             frame = frames[table]
             if frame is None:
                 continue

@@ -20,6 +20,7 @@ from mtl_tf.data.cleaning import LENIENT_HINT, row_location
 from mtl_tf.data.dataset import CleaningReport, RecDataset
 from mtl_tf.data.sequences import derive_history
 from mtl_tf.schema import Schema
+from mtl_tf.schema.feature import HISTORY_ITEM_IDS, TIME_GAPS
 from mtl_tf.schema.fitted import Preprocessing, fit_preprocessing
 from mtl_tf.task_config import TaskConfig, label_columns
 
@@ -122,6 +123,9 @@ def fit_on_training(data: RecDataset, train: pd.DataFrame,
             values[feature.name] = data.items[feature.name].to_numpy()[train_items]
         else:
             values[feature.name] = joined[feature.name].to_numpy()
+    for feature in data.schema.parallel_sequences:
+        if feature.is_derived and feature.values != TIME_GAPS:
+            values[feature.name] = joined[feature.values].to_numpy()
     lists = {task.label: _list_label(joined[task.label])
              for task in tasks if task.type == "multilabel"}
     return fit_preprocessing(data.schema, values, lists)
@@ -156,32 +160,39 @@ def split_histories(schema: Schema, splits, tasks: Sequence[TaskConfig], *,
     validation = retrieval_positives(splits.validation, tasks)
     sources = {"train": train, "validation": train,
                "test": pd.concat([train, validation], ignore_index=True)}
-    return {name: {feature.name: _history(
-        schema, getattr(splits, name), sources[name], before=before,
-        leave_out_own=name == "train" and not before)} for name in SPLIT_NAMES}
+    return {name: _history(schema, getattr(splits, name), sources[name],
+                           before=before,
+                           leave_out_own=name == "train" and not before)
+            for name in SPLIT_NAMES}
 
 
 def own_histories(data: RecDataset, frame: pd.DataFrame,
                   tasks: Sequence[TaskConfig]) -> dict[str, np.ndarray]:
-    """The sequence feature of `frame` drawn from its own retrieval positives,
-    leave-one-out (for rows outside a split, e.g. a sample of a log)."""
+    """The sequence features of `frame` drawn from its own retrieval
+    positives, leave-one-out (for rows outside a split, e.g. a sample of a
+    log)."""
     feature = data.schema.sequence
     if feature is None or not feature.is_derived:
         return {}
-    return {feature.name: _history(data.schema, frame,
-                                   retrieval_positives(frame, tasks),
-                                   before=False, leave_out_own=True)}
+    return _history(data.schema, frame, retrieval_positives(frame, tasks),
+                    before=False, leave_out_own=True)
 
 
 def _history(schema: Schema, frame: pd.DataFrame, known: pd.DataFrame, *,
-             before: bool, leave_out_own: bool) -> np.ndarray:
-    """`derive_history` of the schema's sequence feature over its id and
-    timestamp columns."""
-    return derive_history(frame, known, user_column=schema.user_id.name,
-                          item_column=schema.item_id.name,
-                          time_column=schema.timestamp,
-                          max_length=schema.sequence.max_length, before=before,
-                          leave_out_own=leave_out_own)
+             before: bool, leave_out_own: bool) -> dict[str, np.ndarray]:
+    """`derive_history` of the schema's derived sequence features (the
+    history and its parallel lists) over its id and timestamp columns."""
+    derived = [f for f in [schema.sequence] + schema.parallel_sequences
+               if f.is_derived]
+    values = {f.values for f in derived}
+    lists = derive_history(
+        frame, known, user_column=schema.user_id.name,
+        item_column=schema.item_id.name, time_column=schema.timestamp,
+        max_length=schema.sequence.max_length, before=before,
+        leave_out_own=leave_out_own,
+        columns=sorted(values - {HISTORY_ITEM_IDS, TIME_GAPS}),
+        time_gaps=TIME_GAPS in values)
+    return {f.name: lists[f.values] for f in derived}
 
 
 def pad_lists(values: Sequence, width: int | None = None) -> np.ndarray:
@@ -215,8 +226,11 @@ def raw_arrays(data: RecDataset, frame: pd.DataFrame, tasks: Sequence[TaskConfig
             out[name] = sequences[name]
             continue
         column = joined[name]
-        if feature.kind == "sequence":  # Given in the data: the newest items.
-            out[name] = pad_lists([v[-feature.max_length:] for v in column])
+        if feature.kind == "sequence":  # Given in the data: the newest events.
+            width = data.schema.sequence.max_length
+            lists = pad_lists([v[-width:] for v in column], width)
+            out[name] = (np.where(lists == "", "0", lists).astype(np.float32)
+                         if feature.dtype == "float32" else lists)
         elif feature.kind == "multi_categorical":
             out[name] = pad_lists(list(column))
         elif feature.kind == "numeric":

@@ -16,7 +16,7 @@ from mtl_tf.data.dataset import RecDataset
 from mtl_tf.data.pipeline import fit_on_training, pad_lists, retrieval_positives
 from mtl_tf.model.catalog import ItemCatalog
 from mtl_tf.model.encoders import build_encoder
-from mtl_tf.model.history import HistoryEncoder, TargetAttention
+from mtl_tf.model.history import HistoryEncoder, ParallelEmbedding, TargetAttention
 from mtl_tf.model.multitask import MultiTaskRecommender
 from mtl_tf.model.ranking import (
     PAIR_TASK_TYPES,
@@ -27,6 +27,7 @@ from mtl_tf.model.title_encoder import PretrainedTextEncoder, TitleEncoder
 from mtl_tf.model.towers import CandidateTower, QueryTower
 from mtl_tf.model.weighting import build_weighting
 from mtl_tf.schema import Feature
+from mtl_tf.schema.feature import TIME_GAPS
 from mtl_tf.schema.fitted import Preprocessing
 
 
@@ -126,14 +127,19 @@ def build_model(config: Config, data: RecDataset, train: pd.DataFrame,
         if f.kind not in ("id", "sequence") and not (
             f.kind == "text" and model_config.text_encoder == "none")}
     candidate_tower = catalog = target_attention = None
+    parallel: dict[str, ParallelEmbedding] = {}
     positives = retrieval_positives(train, config.tasks)
     if schema.item_id is not None:
         catalog, candidate_tower = _item_side(config, data, train, preprocessing)
+        parallel = {f.name: ParallelEmbedding(
+            dim, None if f.values == TIME_GAPS else preprocessing[f.name].vocabulary,
+            name=f"{f.name}_embedding") for f in schema.parallel_sequences}
         if schema.sequence is not None and model_config.history_encoder != "none":
             query_encoders[schema.sequence.name] = _history_encoder(
-                schema.sequence, model_config, candidate_tower)
+                schema.sequence, model_config, candidate_tower, parallel)
     if model_config.target_attention:
-        target_attention = _target_attention(config, schema, candidate_tower)
+        target_attention = _target_attention(config, schema, candidate_tower,
+                                             parallel)
     user_id = schema.user_id
     query_tower = QueryTower(
         query_encoders, dim, user_id=user_id.name if user_id else "",
@@ -178,9 +184,11 @@ def build_model(config: Config, data: RecDataset, train: pd.DataFrame,
 
 
 def _history_encoder(feature: Feature, model: ModelConfig,
-                     candidate_tower: CandidateTower) -> HistoryEncoder:
-    """The `model.history_encoder` of the sequence feature, over the candidate
-    tower's item vocabulary (and its id embeddings, unless told otherwise)."""
+                     candidate_tower: CandidateTower,
+                     parallel: dict[str, ParallelEmbedding]) -> HistoryEncoder:
+    """The `model.history_encoder` of the sequence feature and its `parallel`
+    lists, over the candidate tower's item vocabulary (and its id embeddings,
+    unless told otherwise)."""
     shared = model.history_shares_item_embeddings
     return HistoryEncoder(
         model.history_encoder, candidate_tower.id_lookup,
@@ -190,12 +198,12 @@ def _history_encoder(feature: Feature, model: ModelConfig,
         num_oov=candidate_tower.num_oov_buckets, num_layers=model.history_layers,
         num_heads=model.history_heads, causal=model.history_causal,
         pooling=model.history_pooling, dropout=model.dropout,
-        item_dropout=model.history_item_dropout,
-        name=f"{feature.name}_encoder")
+        item_dropout=model.history_item_dropout, history_name=feature.name,
+        parallel=parallel, name=f"{feature.name}_encoder")
 
 
-def _target_attention(config: Config, schema, candidate_tower: CandidateTower | None
-                      ) -> TargetAttention:
+def _target_attention(config: Config, schema, candidate_tower: CandidateTower | None,
+                      parallel: dict[str, ParallelEmbedding]) -> TargetAttention:
     """DIN attention of the candidate over the schema's history, embedded like
     the query tower's history (`model.history_shares_item_embeddings`)."""
     if schema.sequence is None or candidate_tower is None:
@@ -218,7 +226,8 @@ def _target_attention(config: Config, schema, candidate_tower: CandidateTower | 
     return TargetAttention(
         candidate_tower.id_lookup, embedding, schema.sequence.max_length,
         num_oov=candidate_tower.num_oov_buckets,
-        units=model.target_attention_units, name="target_attention")
+        units=model.target_attention_units, history_name=schema.sequence.name,
+        parallel=parallel, name="target_attention")
 
 
 def _item_side(config: Config, data: RecDataset, train: pd.DataFrame,

@@ -14,36 +14,131 @@ computed over all users or over the log.
 
 from __future__ import annotations
 
+from typing import Mapping, Sequence
+
 import tensorflow as tf
 
 from mtl_tf.config import HISTORY_ENCODERS, HISTORY_POOLINGS
 from mtl_tf.model.encoders import as_string
 
+# Time gaps are embedded in log2 buckets of their seconds: bucket 0 holds
+# negative gaps (events after the row, in random splits), bucket b >= 1 gaps in
+# [2^(b-1) - 1, 2^b - 1), the last bucket everything longer (~68 years).
+NUM_TIME_GAP_BUCKETS = 32
 
-def recent_known_rows(item_ids: tf.Tensor, item_lookup: tf.keras.layers.StringLookup,
-                      num_oov: int, length: int, item_dropout: float = 0.0
-                      ) -> tuple[tf.Tensor, tf.Tensor]:
-    """Lookup rows [batch, length] of each history's `length` most recent known
-    items, right-aligned in time order, and the mask of real items.
 
-    Unknown ids and padding are moved to the left and masked; so are items
-    dropped at random with probability `item_dropout` (training only).
+class ParallelEmbedding(tf.keras.layers.Layer):
+    """Embeds a list parallel to the history, event by event: a log column's
+    values through their training vocabulary (unknown values share an OOV
+    row), or, without a vocabulary, time gaps in seconds in log2 buckets.
+
+    Example:
+        >>> kinds = ParallelEmbedding(4, vocabulary=["click", "buy"])
+        >>> kinds(tf.constant([["buy", "??"]])).shape
+        TensorShape([1, 2, 4])
+        >>> ParallelEmbedding(4)(tf.constant([[-5.0, 3600.0]])).shape
+        TensorShape([1, 2, 4])
     """
-    ids = tf.convert_to_tensor(item_ids)
-    if ids.shape.rank == 1:
-        ids = ids[:, None]
-    ids = as_string(ids)
-    # At least `length` columns, so the shapes below never depend on n.
-    ids = tf.concat([tf.fill([tf.shape(ids)[0], length], ""), ids], axis=1)
-    rows = tf.cast(item_lookup(ids), tf.int64)
-    known = rows >= num_oov
-    if item_dropout > 0:
-        known &= tf.random.uniform(tf.shape(rows)) >= item_dropout
-    # Known items to the right, in order (a stable sort); keep the newest.
-    order = tf.argsort(tf.cast(known, tf.int32), axis=1, stable=True)
-    rows = tf.gather(rows, order, batch_dims=1)[:, -length:]
-    known = tf.gather(known, order, batch_dims=1)[:, -length:]
-    return rows, known
+
+    def __init__(self, dim: int, vocabulary: Sequence[str] | None = None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.is_time_gap = vocabulary is None
+        rows = NUM_TIME_GAP_BUCKETS
+        if not self.is_time_gap:
+            self.lookup = tf.keras.layers.StringLookup(vocabulary=list(vocabulary))
+            rows = len(vocabulary) + 1
+        self.embedding = tf.keras.layers.Embedding(
+            rows, dim, embeddings_initializer=tf.keras.initializers.RandomNormal(
+                stddev=0.05), name="embedding")
+
+    def call(self, values: tf.Tensor) -> tf.Tensor:
+        if not self.is_time_gap:
+            return self.embedding(self.lookup(as_string(values)))
+        gaps = tf.cast(values, tf.float32)
+        buckets = 1 + tf.floor(tf.math.log(1.0 + tf.maximum(gaps, 0.0))
+                               / tf.math.log(2.0))
+        buckets = tf.where(gaps < 0, 0.0, tf.minimum(
+            buckets, NUM_TIME_GAP_BUCKETS - 1))
+        return self.embedding(tf.cast(buckets, tf.int64))
+
+
+class HistoryItems(tf.keras.layers.Layer):
+    """The history's `max_length` most recent known events as vectors, and the
+    mask of known items: each item's id embedding plus the embeddings of its
+    parallel lists (`ParallelEmbedding`).
+
+    Events are right-aligned in time order (a stable sort moves unknown ids
+    and padding to the left, masked), so the most recent event is always the
+    last position. In training, `item_dropout` also masks items at random.
+
+    Args:
+        item_lookup: the candidate tower's item id `StringLookup`.
+        item_embedding: the embedding layer of history items.
+        max_length: most recent known events kept.
+        num_oov: the lookup's OOV rows (ids below it are unknown).
+        history_name: the history's input name (needed with `parallel`).
+        parallel: embedders of the parallel lists, by input name.
+    """
+
+    def __init__(self, item_lookup: tf.keras.layers.StringLookup,
+                 item_embedding: tf.keras.layers.Embedding, max_length: int,
+                 num_oov: int = 1, history_name: str = "",
+                 parallel: Mapping[str, ParallelEmbedding] | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.item_lookup, self.embedding = item_lookup, item_embedding
+        self.max_length, self.num_oov = int(max_length), num_oov
+        self.history_name = history_name
+        self.parallel = dict(parallel or {})
+        if self.parallel and not history_name:
+            raise ValueError("HistoryItems: parallel lists need the history's "
+                             "input name (history_name).")
+
+    @property
+    def input_names(self) -> list[str]:
+        """The request inputs read: the history and its parallel lists."""
+        return [self.history_name, *self.parallel] if self.history_name else []
+
+    def call(self, inputs, item_dropout: float = 0.0
+             ) -> tuple[tf.Tensor, tf.Tensor]:
+        if isinstance(inputs, Mapping):
+            ids, values = inputs[self.history_name], [inputs[n] for n in self.parallel]
+        elif self.parallel:
+            raise ValueError(f"HistoryItems: pass {self.input_names} as a dict.")
+        else:
+            ids, values = inputs, []
+        ids = tf.convert_to_tensor(ids)
+        if ids.shape.rank == 1:
+            ids = ids[:, None]
+        length, width = self.max_length, tf.shape(ids)[1]
+        # At least `length` columns, so the shapes below never depend on n.
+        ids = tf.concat([tf.fill([tf.shape(ids)[0], length], ""), as_string(ids)], 1)
+        rows = tf.cast(self.item_lookup(ids), tf.int64)
+        known = rows >= self.num_oov
+        if item_dropout > 0:
+            known &= tf.random.uniform(tf.shape(rows)) >= item_dropout
+        # Known items to the right, in order (a stable sort); keep the newest.
+        order = tf.argsort(tf.cast(known, tf.int32), axis=1, stable=True)[:, -length:]
+        items = self.embedding(tf.gather(rows, order, batch_dims=1))
+        for embed, value in zip(self.parallel.values(), values):
+            items += embed(tf.gather(_aligned(value, width, length), order,
+                                     batch_dims=1))
+        known = tf.gather(known, order, batch_dims=1)
+        return items * tf.cast(known, items.dtype)[..., None], known
+
+
+def _aligned(values: tf.Tensor, width: tf.Tensor, length: int) -> tf.Tensor:
+    """A parallel list cut or padded to the history's `width`, with the
+    history's `length` columns of padding in front."""
+    values = tf.convert_to_tensor(values)
+    if values.shape.rank == 1:
+        values = values[:, None]
+    if values.dtype != tf.float32:
+        values = as_string(values)
+    pad = tf.zeros([], values.dtype)
+    missing = tf.maximum(width - tf.shape(values)[1], 0)
+    values = tf.pad(values, [[0, 0], [0, missing]], constant_values=pad)[:, :width]
+    return tf.concat([tf.fill([tf.shape(values)[0], length], pad), values], 1)
 
 
 class HistoryEncoder(tf.keras.layers.Layer):
@@ -79,6 +174,9 @@ class HistoryEncoder(tf.keras.layers.Layer):
             random (input dropout, as in the denoising autoencoders of Liang et
             al., "Variational Autoencoders for Collaborative Filtering", WWW
             2018): the model cannot lean on any single item of a history.
+        history_name, parallel: the history's input name and the embedders
+            of its parallel lists (`HistoryItems`); with them the encoder
+            takes a dict of its `input_names`.
 
     Example:
         >>> lookup = tf.keras.layers.StringLookup(vocabulary=["x", "y"])
@@ -92,7 +190,9 @@ class HistoryEncoder(tf.keras.layers.Layer):
                  item_embedding: tf.keras.layers.Embedding | None = None,
                  num_oov: int = 1, num_layers: int = 1, num_heads: int = 2,
                  causal: bool = False, pooling: str = "last", dropout: float = 0.1,
-                 item_dropout: float = 0.0, **kwargs):
+                 item_dropout: float = 0.0, history_name: str = "",
+                 parallel: Mapping[str, ParallelEmbedding] | None = None,
+                 **kwargs):
         super().__init__(**kwargs)
         if kind not in HISTORY_ENCODERS or kind == "none":
             raise ValueError(f"HistoryEncoder: kind must be one of "
@@ -106,10 +206,12 @@ class HistoryEncoder(tf.keras.layers.Layer):
                              f"Received: {item_dropout}.")
         self.num_oov, self.pooling, self.causal = num_oov, pooling, causal
         self.item_dropout = float(item_dropout)
-        self.item_lookup = item_lookup
-        self.embedding = item_embedding or tf.keras.layers.Embedding(
-            num_item_rows, dim, name="history_item_embedding",
-            embeddings_initializer=tf.keras.initializers.RandomNormal(stddev=0.05))
+        self.items = HistoryItems(
+            item_lookup, item_embedding or tf.keras.layers.Embedding(
+                num_item_rows, dim, name="history_item_embedding",
+                embeddings_initializer=tf.keras.initializers.RandomNormal(
+                    stddev=0.05)),
+            max_length, num_oov, history_name, parallel, name="history_items")
         if kind == "gru":
             self.gru = tf.keras.layers.GRU(dim, name="gru")
         elif kind == "conv1d":
@@ -128,12 +230,15 @@ class HistoryEncoder(tf.keras.layers.Layer):
                     name="pool_query", shape=(dim,),
                     initializer=tf.keras.initializers.RandomNormal(stddev=0.05))
 
-    def call(self, item_ids: tf.Tensor, training=None) -> tf.Tensor:
-        rows, known = recent_known_rows(
-            item_ids, self.item_lookup, self.num_oov, self.max_length,
-            self.item_dropout if training else 0.0)
+    @property
+    def input_names(self) -> list[str]:
+        """The request inputs read (see `HistoryItems.input_names`)."""
+        return self.items.input_names
+
+    def call(self, inputs, training=None) -> tf.Tensor:
+        items, known = self.items(inputs,
+                                  item_dropout=self.item_dropout if training else 0.0)
         mask = tf.cast(known, tf.float32)[..., None]
-        items = self.embedding(rows) * mask
         encoded = self._encode(items, known, mask, training)
         has_items = tf.reduce_any(known, axis=1, keepdims=True)
         return encoded * tf.cast(has_items, encoded.dtype)
@@ -205,6 +310,7 @@ class TargetAttention(tf.keras.layers.Layer):
         max_length: most recent known items attended over.
         num_oov: the lookup's OOV rows (ids below it are unknown).
         units: hidden sizes of the activation unit's MLP.
+        history_name, parallel: as for `HistoryEncoder`.
 
     Example:
         >>> lookup = tf.keras.layers.StringLookup(vocabulary=["x", "y"])
@@ -216,20 +322,24 @@ class TargetAttention(tf.keras.layers.Layer):
 
     def __init__(self, item_lookup: tf.keras.layers.StringLookup,
                  item_embedding: tf.keras.layers.Embedding, max_length: int,
-                 num_oov: int = 1, units: tuple[int, ...] = (32,), **kwargs):
+                 num_oov: int = 1, units: tuple[int, ...] = (32,),
+                 history_name: str = "",
+                 parallel: Mapping[str, ParallelEmbedding] | None = None, **kwargs):
         super().__init__(**kwargs)
-        self.item_lookup, self.embedding = item_lookup, item_embedding
-        self.max_length, self.num_oov = int(max_length), num_oov
+        self.items = HistoryItems(item_lookup, item_embedding, max_length, num_oov,
+                                  history_name, parallel, name="history_items")
         self.hidden = [tf.keras.layers.Dense(width, activation="relu",
                                              name=f"activation_hidden_{i}")
                        for i, width in enumerate(units)]
         self.weight_layer = tf.keras.layers.Dense(1, name="activation_weight")
 
-    def call(self, item_ids: tf.Tensor, target: tf.Tensor, training=None
-             ) -> tf.Tensor:
-        rows, known = recent_known_rows(item_ids, self.item_lookup, self.num_oov,
-                                        self.max_length)
-        items = self.embedding(rows)
+    @property
+    def input_names(self) -> list[str]:
+        """The request inputs read (see `HistoryItems.input_names`)."""
+        return self.items.input_names
+
+    def call(self, inputs, target: tf.Tensor, training=None) -> tf.Tensor:
+        items, known = self.items(inputs)
         candidate = tf.broadcast_to(target[:, None, :], tf.shape(items))
         h = tf.concat([items, candidate, items - candidate, items * candidate], -1)
         for layer in self.hidden:

@@ -230,8 +230,10 @@ class MultiTaskRecommender(tfrs.models.Model):
         if item is not None:
             inputs[ITEM_INPUT] = item
             if self.target_attention is not None:
-                inputs[HISTORY_INPUT] = self.target_attention(
-                    features[self.schema.sequence.name], item, training=training)
+                attention = self.target_attention
+                inputs[HISTORY_INPUT] = attention(
+                    {n: features[n] for n in attention.input_names}, item,
+                    training=training)
         return inputs
 
     def _outputs(self, user: tf.Tensor, item: tf.Tensor | None,

@@ -66,7 +66,10 @@ class QueryTower(tf.keras.layers.Layer):
             user_rows = self.id_lookup(as_string(features[self.user_id]))
             parts.append(self.id_embedding(user_rows))
         for name, encoder in self.encoders.items():
-            parts.append(encoder(features[name], training=training))
+            # The history encoder reads its parallel lists too.
+            names = getattr(encoder, "input_names", None)
+            inputs = {n: features[n] for n in names} if names else features[name]
+            parts.append(encoder(inputs, training=training))
         return self.projection(tf.concat(parts, axis=-1))
 
 

@@ -27,6 +27,11 @@ SIDES = ("user", "item", "context")
 KINDS = ("id", "categorical", "multi_categorical", "numeric", "text", "sequence")
 DTYPES = ("string", "int64", "float32", "bool")
 NUMERIC_TRANSFORMS = ("standardize", "log1p", "buckets")
+# What a sequence feature lists, event by event (`Feature.values`): the
+# history's item ids, or the seconds from each event to the row; any other
+# value names a column of the interactions table.
+HISTORY_ITEM_IDS = "item_ids"
+TIME_GAPS = "time_gaps"
 # The dtype a kind gets when none is declared, and the dtypes it allows.
 _KIND_DTYPES = {
     "id": ("string", "int64"),
@@ -34,7 +39,7 @@ _KIND_DTYPES = {
     "multi_categorical": ("string",),
     "numeric": ("float32",),
     "text": ("string",),
-    "sequence": ("string",),
+    "sequence": ("string", "float32"),
 }
 
 
@@ -79,6 +84,14 @@ class Feature:
             column of this name: a list (Parquet, pandas) or `separator`-joined
             text, oldest first. Such a history is taken as given: keeping
             held-out events out of it is the data's job.
+        values: sequence features: what the list holds, event by event.
+            "item_ids" (the default) is the history itself, the schema's one
+            list of item ids. The others are parallel lists, aligned with it
+            event by event and cut to its `max_length`: "time_gaps" (float32:
+            the seconds from each event to the row, or to the request; needs
+            the schema's timestamp) or the name of a column of the
+            interactions table, e.g. the behaviour type (click / like / buy),
+            encoded with a vocabulary like a categorical feature.
     """
 
     name: str
@@ -93,6 +106,7 @@ class Feature:
     num_buckets: int = 10
     max_length: int = 50
     derive: bool = True
+    values: str = HISTORY_ITEM_IDS
 
     def __post_init__(self) -> None:
         where = f"schema feature {self.name!r}"
@@ -114,6 +128,8 @@ class Feature:
                              "side must be 'user' or 'item'. Received: "
                              "side='context' (declare it as kind='categorical').")
         allowed = _KIND_DTYPES[self.kind]
+        if self.kind == "sequence":
+            allowed = ("float32",) if self.values == TIME_GAPS else ("string",)
         dtype = self.dtype or allowed[0]
         if dtype not in allowed:
             raise ValueError(f"{where}: a {self.kind} feature takes dtype "
@@ -133,14 +149,25 @@ class Feature:
                                  f"{key}={getattr(self, key)}.")
         if not self.separator:
             raise ValueError(f"{where}: separator must not be empty.")
-        if not self.derive and self.kind != "sequence":
-            raise ValueError(f"{where}: `derive` applies to sequence features "
-                             f"only; remove it from this {self.kind} feature.")
+        if self.kind != "sequence" and (not self.derive
+                                        or self.values != HISTORY_ITEM_IDS):
+            raise ValueError(f"{where}: `derive` and `values` apply to sequence "
+                             f"features only; remove them from this {self.kind} "
+                             "feature.")
+        if not self.values:
+            raise ValueError(f"{where}: values must name what the list holds: "
+                             f"{HISTORY_ITEM_IDS!r}, {TIME_GAPS!r} or a column.")
 
     @property
     def is_list(self) -> bool:
         """Whether values are lists (multi_categorical, sequence)."""
         return self.kind in ("multi_categorical", "sequence")
+
+    @property
+    def is_parallel(self) -> bool:
+        """Whether this is a list aligned with the history (a sequence of
+        time gaps or of a log column's values, not of item ids)."""
+        return self.kind == "sequence" and self.values != HISTORY_ITEM_IDS
 
     @property
     def is_derived(self) -> bool:
@@ -215,9 +242,31 @@ class Schema:
             raise ValueError(f"schema: sequence features {sequences} list a "
                              "user's items, derived from the log by user: the "
                              "schema needs a user id and an item id.")
-        if len(sequences) > 1:
-            raise ValueError(f"schema: sequence features {sequences}: declare "
-                             "one history of item ids.")
+        histories = [f.name for f in features
+                     if f.kind == "sequence" and not f.is_parallel]
+        if len(histories) > 1:
+            raise ValueError(f"schema: sequence features {histories}: declare "
+                             "one history of item ids (values 'item_ids'); "
+                             "other lists are parallel to it (set `values`).")
+        parallel = self.parallel_sequences
+        if parallel and not histories:
+            raise ValueError(f"schema: parallel lists {[f.name for f in parallel]}"
+                             " are aligned with a history of item ids; declare "
+                             "one (kind 'sequence', values 'item_ids').")
+        for feature in parallel:
+            if histories and feature.derive != self[histories[0]].derive:
+                raise ValueError(f"schema feature {feature.name!r}: a parallel "
+                                 "list is derived exactly when its history is; "
+                                 f"set derive={self[histories[0]].derive}.")
+            if feature.values == TIME_GAPS and not self.timestamp:
+                raise ValueError(f"schema feature {feature.name!r}: time gaps "
+                                 "are measured from the events' timestamps; "
+                                 "set the schema's `timestamp` column.")
+            if feature.values == self.timestamp:
+                raise ValueError(f"schema feature {feature.name!r}: values "
+                                 f"{feature.values!r} is the timestamp; use "
+                                 f"values {TIME_GAPS!r} for the time from "
+                                 "each event.")
         if self.timestamp in names:
             raise ValueError(f"schema: timestamp column {self.timestamp!r} is also "
                              "a feature; declare it as one or the other.")
@@ -248,8 +297,22 @@ class Schema:
 
     @property
     def sequence(self) -> Feature | None:
-        """The behaviour-history feature, or None."""
-        return next((f for f in self.features if f.kind == "sequence"), None)
+        """The behaviour history (the sequence of item ids), or None."""
+        return next((f for f in self.features
+                     if f.kind == "sequence" and not f.is_parallel), None)
+
+    @property
+    def parallel_sequences(self) -> list[Feature]:
+        """The lists aligned with the history (`Feature.values`)."""
+        return [f for f in self.features if f.is_parallel]
+
+    @property
+    def history_columns(self) -> list[str]:
+        """Columns of the interactions table that derived parallel lists read
+        (kept by the loaders though no feature reads them directly)."""
+        return [f.values for f in self.parallel_sequences
+                if f.is_derived and f.values != TIME_GAPS
+                and f.values not in self.names]
 
     def _id(self, side: str) -> Feature | None:
         return next((f for f in self.features

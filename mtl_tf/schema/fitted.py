@@ -17,7 +17,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from mtl_tf.schema.feature import Feature, Schema
+from mtl_tf.schema.feature import TIME_GAPS, Feature, Schema
 
 
 def as_strings(values: np.ndarray, dtype: str) -> np.ndarray:
@@ -115,6 +115,18 @@ def fit_feature(feature: Feature, values: np.ndarray) -> FeatureState:
     return FeatureState()  # text: the text layer learns its own vocabulary
 
 
+def _fit_sequence(feature: Feature, values: np.ndarray | None) -> FeatureState:
+    """A history's ids use the item key's vocabulary, and time gaps need
+    none; a parallel list of a log column gets a vocabulary of its training
+    values (one value per training event, or the lists given in the data)."""
+    if not feature.is_parallel or feature.values == TIME_GAPS:
+        return FeatureState()
+    kind = "categorical" if feature.is_derived else "multi_categorical"
+    return fit_feature(Feature(feature.name, "context", kind,
+                               min_count=feature.min_count,
+                               max_vocabulary=feature.max_vocabulary), values)
+
+
 def fit_preprocessing(schema: Schema, feature_values: Mapping[str, np.ndarray],
                       list_labels: Mapping[str, np.ndarray] | None = None
                       ) -> Preprocessing:
@@ -126,9 +138,9 @@ def fit_preprocessing(schema: Schema, feature_values: Mapping[str, np.ndarray],
             from the training items, user features from the training users.
         list_labels: training values of multilabel task labels (rows of lists).
     """
-    # A sequence's values are item ids: the item key's vocabulary is its own.
-    states = {f.name: FeatureState() if f.kind == "sequence"
-              else fit_feature(f, feature_values[f.name]) for f in schema.features}
+    states = {f.name: _fit_sequence(f, feature_values.get(f.name))
+              if f.kind == "sequence" else fit_feature(f, feature_values[f.name])
+              for f in schema.features}
     labels = {name: vocabulary(str(v) for row in rows for v in row)
               for name, rows in (list_labels or {}).items()}
     return Preprocessing(states, labels)
