@@ -9,8 +9,7 @@ mean over epochs after the first (the first traces the graph), hence the
 default of 2 epochs; and (b) `recommend` latency at batch 1, k 10, on the
 SavedModel loaded with `tf.saved_model.load`: a real test user's features with
 a 5-item history of their training items, warmed up, then `--requests` calls
-timed with `time.perf_counter`. The models are timed in turns (one call each,
-round-robin), so the load of the shared machine falls on all of them alike.
+timed in turns (`recommend_timing.py`).
 
 The acceptance lines compare the last `--users` run with the first: recommend
 p50 ratio <= 1.2 (serving scores the catalog, so it should not grow with the
@@ -33,42 +32,17 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 import mtl_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-import tensorflow as tf
+from recommend_timing import HISTORY_ITEMS, WARMUP_CALLS, time_recommend
 
 from mtl_tf.config import apply_overrides, get_preset
 from mtl_tf.evaluation import format_table
-from mtl_tf.experiment import PreparedData, run
+from mtl_tf.experiment import run
 
-HISTORY_ITEMS = 5
-WARMUP_CALLS = 20
 P50_RATIO_LIMIT = 1.2  # recommend p50, largest / smallest user count: at most
 SPEED_RATIO_LIMIT = 0.8  # train examples/s, largest / smallest: at least
 COLUMNS = ["users", "train rows", "epochs", "train ex/s", "recommend p50 ms",
            "recommend p99 ms", "run s"]
-
-
-def request(prepared: PreparedData, schema_names: list[str]) -> dict[str, tf.Tensor]:
-    """A batch-1 `recommend` request: the first test row's query features, its
-    history replaced by 5 of that user's training items, and k = 10."""
-    data, arrays = prepared.data, prepared.arrays["test"]
-    user_key, item_key = data.schema.user_id.name, data.schema.item_id.name
-    history_key = data.schema.sequence.name
-    user = str(arrays[user_key][0])
-    train = prepared.splits.train
-    items = train.loc[train[user_key].astype(str) == user, item_key].astype(str)
-    history = (items.tolist() + [""] * HISTORY_ITEMS)[:HISTORY_ITEMS]
-    features = {}
-    for name in schema_names:
-        if name == "k":
-            features[name] = tf.constant(10, tf.int32)
-        elif name == history_key:
-            features[name] = tf.constant([history])
-        else:
-            features[name] = tf.constant(arrays[name][:1])
-    return features
 
 
 def train_and_export(users: int, args: argparse.Namespace, export_dir: Path) -> dict:
@@ -91,27 +65,14 @@ def train_and_export(users: int, args: argparse.Namespace, export_dir: Path) -> 
     return {"row": row, "export": result["export"], "prepared": result["prepared"]}
 
 
-def time_recommend(runs: list[dict], requests: int) -> None:
-    """Adds p50 / p99 `recommend` latency (ms) to each run's row, timing the
-    loaded SavedModels in turns."""
-    calls = []
-    for entry in runs:
-        signature = tf.saved_model.load(str(entry["export"])).signatures["recommend"]
-        names = list(signature.structured_input_signature[1])
-        features = request(entry["prepared"], names)
-        for _ in range(WARMUP_CALLS):
-            output = signature(**features)
-        assert output["item_ids"].shape == (1, 10), output["item_ids"].shape
-        calls.append((signature, features, []))
-    for _ in range(requests):
-        for signature, features, seconds in calls:
-            started = time.perf_counter()
-            signature(**features)["item_ids"].numpy()
-            seconds.append(time.perf_counter() - started)
-    for entry, (_, _, seconds) in zip(runs, calls):
-        milliseconds = 1000.0 * np.asarray(seconds)
-        entry["row"]["recommend p50 ms"] = float(np.percentile(milliseconds, 50))
-        entry["row"]["recommend p99 ms"] = float(np.percentile(milliseconds, 99))
+def time_runs(runs: list[dict], requests: int) -> None:
+    """Adds p50 / p99 `recommend` latency (ms, batch 1, k 10) to each run's
+    row, timing the loaded SavedModels in turns."""
+    timings = time_recommend([entry["export"] for entry in runs],
+                             [entry["prepared"] for entry in runs], requests)
+    for entry, timing in zip(runs, timings):
+        entry["row"]["recommend p50 ms"] = timing["p50 ms"]
+        entry["row"]["recommend p99 ms"] = timing["p99 ms"]
 
 
 def parse_users(text: str) -> list[int]:
@@ -147,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as export_dir:
         runs = [train_and_export(n, args, Path(export_dir)) for n in users]
-        time_recommend(runs, args.requests)
+        time_runs(runs, args.requests)
     rows = [entry["row"] for entry in runs]
     first, last = rows[0], rows[-1]
     ratio = {"users": f"ratio {last['users']:,} / {first['users']:,}"}

@@ -1,5 +1,6 @@
-"""Smoke tests of benchmarks/sequential.py and benchmarks/history_cost.py, run
-in-process on tiny data (a generated ml-100k folder; small synthetic data)."""
+"""Smoke tests of benchmarks/sequential.py, history_cost.py and
+serving_latency.py, run in-process on tiny data (a generated ml-100k folder;
+small synthetic data)."""
 
 import importlib
 import math
@@ -168,3 +169,23 @@ def test_history_cost_script(benchmarks, capsys):
                 if line.endswith((": PASS", ": FAIL"))]
     assert [v.split(" ratio ")[0] for v in verdicts] == ["recommend p50",
                                                          "train ex/s"]
+
+
+def test_serving_latency_script(benchmarks, capsys):
+    serving_latency = benchmarks("serving_latency")
+    assert serving_latency.main(["--items", "200,800", "--users", "60",
+                                 "--batches", "1,4", "--requests", "10"]) == 0
+    stdout = capsys.readouterr().out
+    rows = parse_table(stdout, "items")
+    assert [r["items"] for r in rows] == ["200", "800"]
+    for row in rows:
+        assert number(row["export MB"]) > 0 and number(row["peak RSS GB"]) > 0
+        for batch in (1, 4):
+            assert 0 < number(row[f"batch {batch} p50 ms"]) <= number(
+                row[f"batch {batch} p99 ms"]) < 10_000
+    # The larger catalog's export holds 4x the item rows.
+    assert number(rows[1]["export MB"]) > number(rows[0]["export MB"])
+    assert re.search(r"p50 ratio 800 / 200 items \(4x the items\), batch 1: "
+                     r"[0-9.]+ <= 12: (PASS|FAIL)", stdout)
+    with pytest.raises(SystemExit, match="--items: received '10,x'"):
+        serving_latency.main(["--items", "10,x"])
