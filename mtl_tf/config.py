@@ -29,6 +29,7 @@ from mtl_tf.task_config import (  # noqa: F401  (re-exported)
 DATA_SOURCES = ("synthetic", "movielens", "tfds", "files", *PUBLIC_SOURCES)
 SPLITS = ("random", "temporal", "last_item", "cold_items", "published")
 OPTIMIZERS = ("adam", "adagrad")
+DISTRIBUTIONS = ("none", "mirrored")
 TEXT_ENCODER_MODES = ("frozen", "finetune", "finetune_top_n")
 MTL_ARCHITECTURES = ("shared_bottom", "single_task", "mmoe", "ple", "esmm")
 UNKNOWN_ITEM_EMBEDDINGS = ("mean", "oov")
@@ -362,6 +363,11 @@ class TrainConfig:
             pretrained) values. The two-stage recipe for a pretrained text
             encoder: train with `model.text_encoder_mode=frozen`, then a few
             epochs of "finetune_top_n" with `init_from` pointing at that run.
+        distribution: the `tf.distribute` strategy: "none" (the default
+            strategy, one device) or "mirrored" (MirroredStrategy over the
+            local devices, e.g. GPUs; `batch_size` is the global batch, split
+            across replicas, and the retrieval task all-gathers candidates so
+            in-batch negatives do not shrink with the replica count).
     """
 
     batch_size: int = 1024
@@ -373,9 +379,11 @@ class TrainConfig:
     seed: int = 1
     eval_batch_size: int = 8192
     init_from: str | None = None
+    distribution: str = "none"
 
     def __post_init__(self) -> None:
         _check_choice("train.optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("train.distribution", self.distribution, DISTRIBUTIONS)
         if self.batch_size <= 0 or self.epochs <= 0:
             raise ValueError("train.batch_size and train.epochs must be positive. "
                              f"Received: {self.batch_size}, {self.epochs}.")

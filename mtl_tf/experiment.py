@@ -181,7 +181,7 @@ def run(config: Config, run_dir: str | Path, *, export: bool = True,
     """
     from mtl_tf.export import export_item_encoder, export_saved_model
     from mtl_tf.model.builder import build_model
-    from mtl_tf.training import fit
+    from mtl_tf.training import distribution_strategy, fit
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -199,15 +199,17 @@ def run(config: Config, run_dir: str | Path, *, export: bool = True,
         print(f"Data {prepared.data.name}: {prepared.data.report.summary()}; "
               f"{prepared.data.num_users} users, {prepared.data.num_items} items; "
               f"split {prepared.splits.sizes()}")
-    model = build_model(config, prepared.data, prepared.splits.train,
-                        prepared.preprocessing)
     train_ds = make_dataset(prepared.arrays["train"], config.train.batch_size,
                             shuffle=True, seed=config.train.seed)
     val_ds = (make_dataset(prepared.arrays["validation"], config.train.eval_batch_size)
               if len(prepared.splits.validation) else None)
-    started = time.perf_counter()
-    training = fit(model, config, train_ds, val_ds, run_dir,
-                   num_train_examples=len(prepared.splits.train), verbose=verbose)
+    with distribution_strategy(config.train).scope():
+        model = build_model(config, prepared.data, prepared.splits.train,
+                            prepared.preprocessing)
+        started = time.perf_counter()
+        training = fit(model, config, train_ds, val_ds, run_dir,
+                       num_train_examples=len(prepared.splits.train),
+                       verbose=verbose)
     training["seconds"] = time.perf_counter() - started
     metrics = evaluate(model, prepared, config.eval)
     summary = {"metrics": metrics,

@@ -176,6 +176,13 @@ def log_hparams(log_dir: str | Path, config: Config) -> None:
         hp.hparams(flat)
 
 
+def distribution_strategy(train: TrainConfig) -> tf.distribute.Strategy:
+    """The `train.distribution` strategy; build and fit the model in its scope."""
+    if train.distribution == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
 def fit(model: tf.keras.Model, config: Config, train_ds: tf.data.Dataset,
         validation_ds: tf.data.Dataset | None, run_dir: str | Path,
         num_train_examples: int, verbose: int = 1) -> dict:

@@ -34,6 +34,30 @@ from mtl_tf.task_config import TaskConfig
 _LOSSES = {"mse": tf.keras.losses.MeanSquaredError,
            "huber": tf.keras.losses.Huber,
            "bce": tf.keras.losses.BinaryCrossentropy}
+
+
+class _BatchMean:
+    """A Keras loss averaged over the batch, as SUM_OVER_BATCH_SIZE does.
+
+    Keras refuses that reduction inside a `tf.distribute` replica, so the loss
+    runs unreduced and is averaged here. With several replicas, a replica's
+    value is its sum over the global row count, times the replica count: the
+    mean over replicas (what metrics report, and what `train_step`'s
+    gradients follow once divided by the replica count) is then the mean over
+    the global batch, however unevenly a task's rows fall on the replicas.
+    """
+
+    def __init__(self, loss_class, **kwargs):
+        self.loss = loss_class(reduction=tf.keras.losses.Reduction.NONE, **kwargs)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        losses = self.loss(y_true, y_pred, sample_weight=sample_weight)
+        count = tf.cast(tf.size(losses), losses.dtype)
+        context = tf.distribute.get_replica_context()
+        replicas = context.num_replicas_in_sync if context is not None else 1
+        if replicas > 1:
+            count = context.all_reduce("sum", count) / replicas
+        return tf.reduce_sum(losses) / tf.maximum(count, 1.0)
 _METRICS = {
     "rmse": lambda task: tf.keras.metrics.RootMeanSquaredError(name=f"{task}_rmse"),
     "mae": lambda task: tf.keras.metrics.MeanAbsoluteError(name=f"{task}_mae"),
@@ -173,7 +197,8 @@ class MultiTaskRecommender(tfrs.models.Model):
             if task.type == "retrieval":
                 top_k = min(100, catalog.size)
                 self.retrieval_task = tfrs.tasks.Retrieval(
-                    loss=tf.keras.losses.CategoricalCrossentropy(from_logits=True),
+                    loss=_BatchMean(tf.keras.losses.CategoricalCrossentropy,
+                                    from_logits=True),
                     metrics=tfrs.metrics.FactorizedTopK(
                         CatalogTopK(self.item_embeddings, catalog.catalog_ids,
                                     k=top_k),
@@ -182,7 +207,7 @@ class MultiTaskRecommender(tfrs.models.Model):
                     remove_accidental_hits=True, name=task.name)
             else:
                 self.ranking_tasks[task.name] = tfrs.tasks.Ranking(
-                    loss=_LOSSES[task.loss](),
+                    loss=_BatchMean(_LOSSES[task.loss]),
                     metrics=[_METRICS[m](task.name) for m in task.metrics],
                     loss_metrics=[loss_metric], name=task.name)
 
@@ -336,15 +361,19 @@ class MultiTaskRecommender(tfrs.models.Model):
 
     def train_step(self, features):
         needs_task_gradients = self.pcgrad or isinstance(self.weighting, GradNorm)
+        # Each replica's loss is the mean over its own batch; the replicas'
+        # gradients are summed, so each counts 1 / replicas.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape(persistent=needs_task_gradients) as tape:
             losses = self.task_losses(features, training=True)
             loss, weights = self.weighting.combine(losses)
             regularization = tf.add_n(self.losses) if self.losses else 0.0
             total = loss + regularization
-            weighted = [weights[n] * losses[n] for n in losses]
+            weighted = [weights[n] * losses[n] / replicas for n in losses]
             # What the weighting adds beyond w_k * L_k (e.g. uncertainty's log-variance
             # terms) and regularization: not projected by PCGrad.
-            rest = total - tf.add_n(weighted)
+            scaled = total / replicas
+            rest = scaled - tf.add_n(weighted)
         variables = self.trainable_variables
         if self.pcgrad:
             grads = pcgrad([tape.gradient(w, variables) for w in weighted])
@@ -352,7 +381,7 @@ class MultiTaskRecommender(tfrs.models.Model):
                                   unconnected_gradients=tf.UnconnectedGradients.ZERO)
             grads = [e if g is None else g + e for g, e in zip(grads, extra)]
         else:
-            grads = tape.gradient(total, variables)
+            grads = tape.gradient(scaled, variables)
         if isinstance(self.weighting, GradNorm):
             self.weighting.step(losses, self.shared_variables(), tape)
         del tape
@@ -373,7 +402,10 @@ class MultiTaskRecommender(tfrs.models.Model):
     def _retrieval_loss(self, user, item, item_ids, training, negative_rows=None,
                         negatives=None):
         """In-batch softmax loss, plus the sampled `negatives` (tower outputs of
-        catalog rows `negative_rows`) when given."""
+        catalog rows `negative_rows`) when given. Under a `tf.distribute`
+        strategy with several replicas, the in-batch candidates are those of
+        the global batch (all-gathered), so each query still meets every
+        in-batch negative."""
         queries = tf.math.l2_normalize(user, axis=-1)
         candidates = tf.math.l2_normalize(item, axis=-1)
         # Integer catalog rows identify candidates: comparing them to remove
@@ -382,6 +414,9 @@ class MultiTaskRecommender(tfrs.models.Model):
         sampling = None
         if self.logq_correction:
             sampling = tf.exp(tf.gather(self._log_item_probability, candidate_ids))
+        if training:
+            candidates, candidate_ids, sampling = _gather_from_replicas(
+                candidates, candidate_ids, sampling)
         if negatives is not None:
             candidates = tf.concat(
                 [candidates, tf.math.l2_normalize(negatives, axis=-1)], 0)
@@ -394,3 +429,18 @@ class MultiTaskRecommender(tfrs.models.Model):
             queries, candidates, candidate_ids=candidate_ids,
             candidate_sampling_probability=sampling,
             compute_metrics=not training, compute_batch_metrics=False)
+
+
+def _gather_from_replicas(*tensors):
+    """`tensors` (None passes through) concatenated over every replica's
+    batch, this replica's rows first: TFRS's `Retrieval` takes candidate i as
+    query i's positive. Gradients flow back to each replica's own rows."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return tensors
+    present = [t for t in tensors if t is not None]
+    sizes = context.all_gather(tf.shape(present[0])[:1], axis=0)
+    offset = tf.reduce_sum(sizes[:context.replica_id_in_sync_group])
+    gathered = iter([tf.roll(context.all_gather(t, axis=0), -offset, axis=0)
+                     for t in present])
+    return tuple(None if t is None else next(gathered) for t in tensors)
