@@ -406,6 +406,8 @@ def test_parallel_lists_are_checked_against_the_history():
         Feature("g", "user", "sequence", values="time_gaps", dtype="string")
     with pytest.raises(ValueError, match="`derive` and `values` apply"):
         Feature("tags", "item", "multi_categorical", values="event")
+    with pytest.raises(ValueError, match="remove hash_buckets"):
+        Feature("e", "user", "sequence", values="event", hash_buckets=8)
     with pytest.raises(ValueError, match="columns \\['event'\\]"):
         RecDataset.from_frames(EVENT_SCHEMA, _event_log().drop(columns="event"),
                                name="no-events")

@@ -23,7 +23,7 @@ from mtl_tf.model.encoders import as_string
 
 # Time gaps are embedded in log2 buckets of their seconds: bucket 0 holds
 # negative gaps (events after the row, in random splits), bucket b >= 1 gaps in
-# [2^(b-1) - 1, 2^b - 1), the last bucket everything longer (~68 years).
+# [2^(b-1) - 1, 2^b - 1) seconds, the last bucket everything from ~34 years.
 NUM_TIME_GAP_BUCKETS = 32
 
 

@@ -64,7 +64,7 @@ class Feature:
             `derive` is false; see `mtl_tf.data.sequences`, and
             `model.history_encoder` for how it is encoded). A sequence is a
             query-side feature ("user" or "context"); a request sends it as
-            string [batch, n] padded with "".
+            string [batch, n] padded with "" (time gaps: float32).
         dtype: "string", "int64", "float32" or "bool": the column's type in the
             data and in serving requests. Default: "float32" for numeric
             features, "string" otherwise.
@@ -157,6 +157,10 @@ class Feature:
         if not self.values:
             raise ValueError(f"{where}: values must name what the list holds: "
                              f"{HISTORY_ITEM_IDS!r}, {TIME_GAPS!r} or a column.")
+        if self.kind == "sequence" and self.hash_buckets:
+            raise ValueError(f"{where}: a sequence lists item ids (or a "
+                             "parallel list's values) through a vocabulary; "
+                             "remove hash_buckets.")
 
     @property
     def is_list(self) -> bool:
@@ -254,11 +258,11 @@ class Schema:
                              " are aligned with a history of item ids; declare "
                              "one (kind 'sequence', values 'item_ids').")
         for feature in parallel:
-            if histories and feature.derive != self[histories[0]].derive:
+            if feature.derive != self[histories[0]].derive:
                 raise ValueError(f"schema feature {feature.name!r}: a parallel "
                                  "list is derived exactly when its history is; "
                                  f"set derive={self[histories[0]].derive}.")
-            if feature.values == TIME_GAPS and not self.timestamp:
+            if feature.values == TIME_GAPS and feature.derive and not self.timestamp:
                 raise ValueError(f"schema feature {feature.name!r}: time gaps "
                                  "are measured from the events' timestamps; "
                                  "set the schema's `timestamp` column.")
