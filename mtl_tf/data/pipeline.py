@@ -116,8 +116,9 @@ def fit_on_training(data: RecDataset, train: pd.DataFrame,
     joined = data.joined(train)
     values = {}
     if data.schema.item_id is not None:
-        train_items = np.isin(data.item_ids,
-                              train[data.schema.item_id.name].astype(str).unique())
+        # A hash lookup: np.isin on object (string) arrays is quadratic-slow.
+        train_items = pd.Index(data.item_ids).isin(
+            train[data.schema.item_id.name].astype(str).unique())
     for feature in data.schema.stored_features:
         if feature.side == "item" and feature.kind != "id":
             values[feature.name] = data.items[feature.name].to_numpy()[train_items]
