@@ -29,7 +29,7 @@ from mtl_tf.task_config import (  # noqa: F401  (re-exported)
 DATA_SOURCES = ("synthetic", "movielens", "tfds", "files", *PUBLIC_SOURCES)
 SPLITS = ("random", "temporal", "last_item", "cold_items", "published")
 OPTIMIZERS = ("adam", "adagrad")
-DISTRIBUTIONS = ("none", "mirrored")
+DISTRIBUTIONS = ("none", "mirrored", "multi_worker", "parameter_server")
 TEXT_ENCODER_MODES = ("frozen", "finetune", "finetune_top_n")
 MTL_ARCHITECTURES = ("shared_bottom", "single_task", "mmoe", "ple", "esmm")
 UNKNOWN_ITEM_EMBEDDINGS = ("mean", "oov")
@@ -364,10 +364,17 @@ class TrainConfig:
             encoder: train with `model.text_encoder_mode=frozen`, then a few
             epochs of "finetune_top_n" with `init_from` pointing at that run.
         distribution: the `tf.distribute` strategy: "none" (the default
-            strategy, one device) or "mirrored" (MirroredStrategy over the
-            local devices, e.g. GPUs; `batch_size` is the global batch, split
-            across replicas, and the retrieval task all-gathers candidates so
-            in-batch negatives do not shrink with the replica count).
+            strategy, one device), "mirrored" (MirroredStrategy over the
+            local devices, e.g. GPUs), "multi_worker" (MultiWorkerMirrored-
+            Strategy over the `TF_CONFIG` cluster) or "parameter_server"
+            (ParameterServerStrategy; embedding tables sharded over the ps
+            tasks). `batch_size` is the global batch, split across replicas,
+            and the retrieval task all-gathers candidates so in-batch
+            negatives do not shrink with the replica count. See
+            `mtl_tf/distribution.py` and docs/distributed.md.
+        shard_min_bytes: under "parameter_server", variables are split over
+            the ps tasks into shards of at least this many bytes (so small
+            variables stay whole and big embedding tables spread out).
     """
 
     batch_size: int = 1024
@@ -380,10 +387,14 @@ class TrainConfig:
     eval_batch_size: int = 8192
     init_from: str | None = None
     distribution: str = "none"
+    shard_min_bytes: int = 256 << 10
 
     def __post_init__(self) -> None:
         _check_choice("train.optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("train.distribution", self.distribution, DISTRIBUTIONS)
+        if self.shard_min_bytes <= 0:
+            raise ValueError("train.shard_min_bytes must be positive. "
+                             f"Received: {self.shard_min_bytes}.")
         if self.batch_size <= 0 or self.epochs <= 0:
             raise ValueError("train.batch_size and train.epochs must be positive. "
                              f"Received: {self.batch_size}, {self.epochs}.")

@@ -177,15 +177,28 @@ def run(config: Config, run_dir: str | Path, *, export: bool = True,
     Returns a dict with `metrics` (test), `training` (epochs, throughput), `export`
     (the SavedModel directory or None), `item_encoder_export` (the cold-start item
     encoder's directory when `export.item_encoder` is set, else None), `model` and
-    `prepared`.
+    `prepared`. Under `train.distribution` other than "none", the model trains
+    in the strategy's scope; then the chief alone scores and exports a
+    one-device copy restored from the final checkpoint (other workers return
+    empty metrics and no export).
     """
+    from mtl_tf.distribution import (
+        is_chief,
+        is_parameter_server,
+        make_strategy,
+        variable_shards,
+    )
     from mtl_tf.export import export_item_encoder, export_saved_model
     from mtl_tf.model.builder import build_model
-    from mtl_tf.training import distribution_strategy, fit
+    from mtl_tf.training import fit, warm_start
 
+    # First: a multi-worker strategy configures collective ops at start-up.
+    strategy = make_strategy(config.train)
+    chief = is_chief(strategy)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(run_dir / "config.json", config.to_dict())
+    if chief:
+        write_json_atomic(run_dir / "config.json", config.to_dict())
     prepared = prepared or prepare_data(config)
     unprepared = [t.name for t in config.tasks
                   if task_weight_key(t) not in prepared.arrays["train"]]
@@ -193,9 +206,10 @@ def run(config: Config, run_dir: str | Path, *, export: bool = True,
         raise ValueError("run: `prepared` was made for another schema than "
                          f"`config`, or without the tasks {unprepared}; prepare "
                          "it with experiment.prepare_data(config).")
-    write_json_atomic(run_dir / "preprocessing.json",
-                      prepared.preprocessing.to_dict())
-    if verbose:
+    if chief:
+        write_json_atomic(run_dir / "preprocessing.json",
+                          prepared.preprocessing.to_dict())
+    if verbose and chief:
         print(f"Data {prepared.data.name}: {prepared.data.report.summary()}; "
               f"{prepared.data.num_users} users, {prepared.data.num_items} items; "
               f"split {prepared.splits.sizes()}")
@@ -203,17 +217,31 @@ def run(config: Config, run_dir: str | Path, *, export: bool = True,
                             shuffle=True, seed=config.train.seed)
     val_ds = (make_dataset(prepared.arrays["validation"], config.train.eval_batch_size)
               if len(prepared.splits.validation) else None)
-    with distribution_strategy(config.train).scope():
-        model = build_model(config, prepared.data, prepared.splits.train,
-                            prepared.preprocessing)
+
+    def build():
+        return build_model(config, prepared.data, prepared.splits.train,
+                           prepared.preprocessing)
+
+    with strategy.scope():
+        model = build()
         started = time.perf_counter()
         training = fit(model, config, train_ds, val_ds, run_dir,
                        num_train_examples=len(prepared.splits.train),
                        verbose=verbose)
     training["seconds"] = time.perf_counter() - started
+    if is_parameter_server(strategy):
+        training["variable_shards"] = variable_shards(model)
+    if config.train.distribution != "none":
+        if not chief:  # The chief evaluates and exports.
+            return {"metrics": {}, "training": _without_history(training),
+                    "export": None, "item_encoder_export": None, "model": model,
+                    "prepared": prepared, "history": training.get("history", {})}
+        # Scoring and export run on one device, with the trained weights.
+        model = build()
+        warm_start(model, run_dir)
     metrics = evaluate(model, prepared, config.eval)
     summary = {"metrics": metrics,
-               "training": {k: v for k, v in training.items() if k != "history"},
+               "training": _without_history(training),
                "data": {"name": prepared.data.name, **prepared.splits.sizes(),
                         "cleaning": prepared.data.report.as_dict()}}
     write_json_atomic(run_dir / "metrics.json", summary)
@@ -233,6 +261,10 @@ def run(config: Config, run_dir: str | Path, *, export: bool = True,
     return {**summary, "export": export_path,
             "item_encoder_export": item_encoder_path, "model": model,
             "prepared": prepared, "history": training.get("history", {})}
+
+
+def _without_history(training: dict) -> dict:
+    return {k: v for k, v in training.items() if k != "history"}
 
 
 def _request_example(prepared: PreparedData) -> dict:

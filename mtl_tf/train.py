@@ -74,8 +74,16 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    from mtl_tf.distribution import serve_if_cluster_task
     from mtl_tf.evaluation import format_table
     from mtl_tf.experiment import run
+
+    try:
+        if serve_if_cluster_task(config.train):  # a parameter-server cluster task
+            return 0
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
     output_dir = args.output_dir or f"runs/{args.preset}"
     try:
@@ -85,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     metrics = result["metrics"]
+    if not metrics and config.train.distribution != "none":
+        print(f"Worker done: training finished in {output_dir}; the chief "
+              "evaluates and exports.")
+        return 0
     print(format_table([{"metric": k, "test": v} for k, v in metrics.items()],
                        ["metric", "test"]))
     print(f"Run directory: {output_dir} (config.json, metrics.json, tensorboard/)")

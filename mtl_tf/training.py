@@ -8,6 +8,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from mtl_tf.config import Config, TrainConfig
+from mtl_tf.distribution import is_chief, is_parameter_server, worker_scratch_dir
 from mtl_tf.model.weighting import LossWeightingCallback
 
 
@@ -28,23 +29,36 @@ class ResumableCheckpoint(tf.keras.callbacks.Callback):
     the `checkpoint` index file, so a crash mid-save leaves the previous checkpoint
     as the latest one. Once training finishes, the final (best) weights are saved
     with `done=True`, and a re-run skips training.
+
+    Under a multi-worker strategy every worker restores from and saves with the
+    chief (saving reads variables collectively), but only the chief's copy in
+    `directory` is kept: the others write to a scratch directory they delete.
     """
 
     def __init__(self, directory: str | Path, model: tf.keras.Model,
-                 optimizer: tf.keras.optimizers.Optimizer):
+                 optimizer: tf.keras.optimizers.Optimizer,
+                 strategy: tf.distribute.Strategy | None = None):
         super().__init__()
+        strategy = strategy or tf.distribute.get_strategy()
+        self.directory = str(directory)
+        self._write_directory = worker_scratch_dir(self.directory, strategy)
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.done = tf.Variable(False, trainable=False)
         self._checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
                                                epoch=self.epoch, done=self.done)
-        self._manager = tf.train.CheckpointManager(self._checkpoint, str(directory),
-                                                   max_to_keep=2)
+        self._manager = tf.train.CheckpointManager(
+            self._checkpoint, self._write_directory, max_to_keep=2)
+
+    @property
+    def latest(self) -> str | None:
+        """The chief's latest checkpoint path, if any."""
+        return tf.train.latest_checkpoint(self.directory)
 
     def restore(self) -> int:
         """Restores the latest checkpoint if any; returns the epoch to start from."""
-        if self._manager.latest_checkpoint:
+        if self.latest:
             # A finished run never rebuilds optimizer slots: partial is expected.
-            self._checkpoint.restore(self._manager.latest_checkpoint).expect_partial()
+            self._checkpoint.restore(self.latest).expect_partial()
         return int(self.epoch.numpy())
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
@@ -54,6 +68,8 @@ class ResumableCheckpoint(tf.keras.callbacks.Callback):
     def mark_done(self) -> None:
         self.done.assign(True)
         self._manager.save()
+        if self._write_directory != self.directory:
+            tf.io.gfile.rmtree(self._write_directory)
 
 
 def warm_start(model: tf.keras.Model, run_dir: str | Path) -> str:
@@ -176,13 +192,6 @@ def log_hparams(log_dir: str | Path, config: Config) -> None:
         hp.hparams(flat)
 
 
-def distribution_strategy(train: TrainConfig) -> tf.distribute.Strategy:
-    """The `train.distribution` strategy; build and fit the model in its scope."""
-    if train.distribution == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
 def fit(model: tf.keras.Model, config: Config, train_ds: tf.data.Dataset,
         validation_ds: tf.data.Dataset | None, run_dir: str | Path,
         num_train_examples: int, verbose: int = 1) -> dict:
@@ -190,13 +199,20 @@ def fit(model: tf.keras.Model, config: Config, train_ds: tf.data.Dataset,
 
     Writes TensorBoard logs to `run_dir/tensorboard` and checkpoints to
     `run_dir/checkpoints`; a re-run with the same `run_dir` resumes after the last
-    finished epoch (early-stopping patience restarts on resume).
+    finished epoch (early-stopping patience restarts on resume). Call it in the
+    scope of the strategy the model was built in: only the chief then logs and
+    keeps checkpoints, and under a parameter-server strategy the coordinator
+    dispatches each epoch's steps to the workers.
     """
     run_dir = Path(run_dir)
     train = config.train
+    strategy = tf.distribute.get_strategy()
+    chief = is_chief(strategy)
+    verbose = verbose if chief else 0
     optimizer = make_optimizer(train)
     model.compile(optimizer=optimizer)
-    checkpoint = ResumableCheckpoint(run_dir / "checkpoints", model, optimizer)
+    checkpoint = ResumableCheckpoint(run_dir / "checkpoints", model, optimizer,
+                                     strategy)
     initial_epoch = checkpoint.restore()
     if bool(checkpoint.done.numpy()):
         if verbose:
@@ -212,7 +228,6 @@ def fit(model: tf.keras.Model, config: Config, train_ds: tf.data.Dataset,
         if verbose:
             print(f"Starting from the weights of {path}.")
     log_dir = run_dir / "tensorboard"
-    log_hparams(log_dir, config)
     throughput = ThroughputLogger(num_train_examples)
     callbacks: list[tf.keras.callbacks.Callback] = [
         throughput, LossWeightingCallback(model.weighting)]
@@ -220,12 +235,24 @@ def fit(model: tf.keras.Model, config: Config, train_ds: tf.data.Dataset,
         callbacks.append(tf.keras.callbacks.EarlyStopping(
             monitor="val_total_loss", patience=train.early_stopping_patience,
             restore_best_weights=True))
-    callbacks += [tf.keras.callbacks.TensorBoard(str(log_dir), update_freq="epoch"),
-                  GateHistogramLogger(log_dir, validation_ds or train_ds),
-                  checkpoint]
+    # The TensorBoard callback itself sends other workers' logs to scratch.
+    callbacks.append(tf.keras.callbacks.TensorBoard(str(log_dir), update_freq="epoch"))
+    if chief:
+        log_hparams(log_dir, config)
+        callbacks.append(GateHistogramLogger(log_dir, validation_ds or train_ds))
+    callbacks.append(checkpoint)
+    steps = {}
+    if is_parameter_server(strategy):
+        # The coordinator hands out a fixed number of steps per epoch from
+        # each worker's endless copy of the data.
+        steps["steps_per_epoch"] = int(train_ds.cardinality())
+        train_ds = train_ds.repeat()
+        if validation_ds is not None:
+            steps["validation_steps"] = int(validation_ds.cardinality())
+            validation_ds = validation_ds.repeat()
     history = model.fit(train_ds, validation_data=validation_ds, epochs=train.epochs,
                         initial_epoch=initial_epoch, callbacks=callbacks,
-                        verbose=verbose)
+                        verbose=verbose, **steps)
     checkpoint.mark_done()
     return {"epochs": int(checkpoint.epoch.numpy()), "resumed": bool(initial_epoch),
             "history": history.history,

@@ -24,7 +24,7 @@ SCRIPT = textwrap.dedent('''
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-    from mtl_tf import experiment, training
+    from mtl_tf import distribution, experiment
     from mtl_tf.config import apply_overrides, get_preset
     from mtl_tf.data.pipeline import make_dataset
     from mtl_tf.model.builder import build_model
@@ -61,7 +61,7 @@ SCRIPT = textwrap.dedent('''
          mirrored.item_embeddings(batch["movie_id"]))))
     out["replicas"] = replica_losses()
     # The whole run (train, evaluate, export) under the 2-replica strategy.
-    training.distribution_strategy = lambda train: strategy
+    distribution.make_strategy = lambda train: strategy
     distributed = apply_overrides(config, ["train.distribution=mirrored",
                                            f"export.export_dir={sys.argv[1]}/sm"])
     result = experiment.run(distributed, sys.argv[1] + "/run", verbose=0,
