@@ -49,16 +49,13 @@ class ResumableCheckpoint(tf.keras.callbacks.Callback):
         self._manager = tf.train.CheckpointManager(
             self._checkpoint, self._write_directory, max_to_keep=2)
 
-    @property
-    def latest(self) -> str | None:
-        """The chief's latest checkpoint path, if any."""
-        return tf.train.latest_checkpoint(self.directory)
-
     def restore(self) -> int:
-        """Restores the latest checkpoint if any; returns the epoch to start from."""
-        if self.latest:
+        """Restores the chief's latest checkpoint if any; returns the epoch to
+        start from."""
+        latest = tf.train.latest_checkpoint(self.directory)
+        if latest:
             # A finished run never rebuilds optimizer slots: partial is expected.
-            self._checkpoint.restore(self.latest).expect_partial()
+            self._checkpoint.restore(latest).expect_partial()
         return int(self.epoch.numpy())
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
