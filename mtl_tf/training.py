@@ -109,19 +109,35 @@ def warm_start(model: tf.keras.Model, run_dir: str | Path) -> str:
 
 
 class ThroughputLogger(tf.keras.callbacks.Callback):
-    """Measures training examples per second (excluding validation)."""
+    """Measures training examples per second (excluding validation).
+
+    The first epoch includes tracing: its examples/s counts only from the end
+    of its first step, and it is left out of the mean when later epochs exist.
+    """
 
     def __init__(self, examples_per_epoch: int):
         super().__init__()
         self.examples_per_epoch = examples_per_epoch
         self.epoch_seconds: list[float] = []
+        self._first_epoch_rate = float("nan")
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
+        self._start = self._first_step_end = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == 0 and not self.epoch_seconds:
+            self._first_step_end = time.perf_counter()
 
     def on_test_begin(self, logs=None):
         if hasattr(self, "_start"):
-            self.epoch_seconds.append(time.perf_counter() - self._start)
+            ended = time.perf_counter()
+            if not self.epoch_seconds:
+                steps = (self.params or {}).get("steps") or 0
+                rest = self.examples_per_epoch * (steps - 1) / steps if steps > 1 \
+                    else self.examples_per_epoch
+                start = self._first_step_end if steps > 1 else self._start
+                self._first_epoch_rate = rest / max(ended - start, 1e-9)
+            self.epoch_seconds.append(ended - self._start)
             del self._start
 
     def on_epoch_end(self, epoch, logs=None):
@@ -131,11 +147,12 @@ class ThroughputLogger(tf.keras.callbacks.Callback):
 
     @property
     def examples_per_second(self) -> float:
-        """Mean throughput over epochs after the first (which includes tracing)."""
-        seconds = self.epoch_seconds[1:] or self.epoch_seconds
-        if not seconds:
-            return float("nan")
-        return self.examples_per_epoch / (sum(seconds) / len(seconds))
+        """Mean throughput over epochs after the first; with one epoch, that
+        epoch's after its first step (which traces the graph)."""
+        if len(self.epoch_seconds) > 1:
+            seconds = self.epoch_seconds[1:]
+            return self.examples_per_epoch / (sum(seconds) / len(seconds))
+        return self._first_epoch_rate
 
 
 class GateHistogramLogger(tf.keras.callbacks.Callback):

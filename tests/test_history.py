@@ -17,8 +17,9 @@ from mtl_tf import experiment
 from mtl_tf.config import Config, apply_overrides, get_preset
 from mtl_tf.data import movielens_schema as F
 from mtl_tf.data.dataset import RecDataset
-from mtl_tf.data.pipeline import split_histories
-from mtl_tf.data.sequences import derive_history
+from mtl_tf.data.history_column import HistoryColumn
+from mtl_tf.data.pipeline import add_impression_negatives, make_dataset, split_histories
+from mtl_tf.data.sequences import derive_history, history_columns
 from mtl_tf.data.splits import Splits
 from mtl_tf.model.history import HistoryEncoder, TargetAttention
 from mtl_tf.schema import Feature, Schema
@@ -99,6 +100,53 @@ def test_split_histories_never_leak_held_out_interactions():
                 elif name == "train":
                     candidates = [i for i in candidates if i != item]
                 assert sorted(history) == sorted(candidates), (name, position)
+
+
+@pytest.mark.parametrize("before, leave_out_own",
+                         [(True, False), (False, True), (False, False)])
+def test_history_columns_build_batches_like_the_arrays(before, leave_out_own):
+    """A history kept as windows gives, batch by batch in tf.data, the lists it
+    materialises to in numpy; row subsets (as impression negatives take) keep
+    the windows and give the subsets of those lists."""
+    rng = np.random.default_rng(0)
+    known = pd.DataFrame({"u": rng.integers(0, 40, 2000).astype(str),
+                          "i": rng.integers(0, 60, 2000).astype(str),
+                          "t": rng.integers(0, 500, 2000),
+                          "kind": rng.choice(["click", "buy"], 2000)})
+    # Users 40..44 have no events: empty histories.
+    frame = pd.DataFrame({"u": rng.integers(0, 45, 300).astype(str),
+                          "i": rng.integers(0, 60, 300).astype(str),
+                          "t": rng.integers(0, 500, 300)})
+    options = dict(user_column="u", item_column="i", time_column="t",
+                   max_length=7, before=before, leave_out_own=leave_out_own,
+                   columns=["kind"], time_gaps=True)
+    columns = history_columns(frame, known, **options)
+    materialised = derive_history(frame, known, **options)
+    assert set(columns) == {"item_ids", "kind", "time_gaps"}
+    batches = list(make_dataset(columns, 64))
+    rows = rng.permutation(300)[:50]
+    for name, column in columns.items():
+        assert isinstance(column, HistoryColumn)
+        lists = materialised[name]
+        assert lists.shape == column.shape == (300, column.width)
+        built = np.concatenate([b[name].numpy() for b in batches])
+        if built.dtype == object:
+            built = np.array([[v.decode() for v in row] for row in built], object)
+        np.testing.assert_array_equal(built, lists)
+        np.testing.assert_array_equal(np.asarray(column[rows]), lists[rows])
+        np.testing.assert_array_equal(column[7], lists[7])
+    assert (materialised["item_ids"][frame["u"].astype(int) >= 40] == "").all()
+
+    arrays = {"u": frame["u"].to_numpy(object), "i": frame["i"].to_numpy(object),
+              "label": np.ones(300, np.float32), **columns}
+    sampled = add_impression_negatives(arrays, np.array(["x", "y"], object), known,
+                                       2, user_column="u", item_column="i",
+                                       label_names=["label"])
+    assert isinstance(sampled["item_ids"], HistoryColumn)
+    np.testing.assert_array_equal(np.asarray(sampled["item_ids"]),
+                                  np.repeat(materialised["item_ids"], 3, 0))
+    np.testing.assert_array_equal(sampled["label"], np.tile([1.0, 0.0, 0.0], 300))
+    assert set(sampled["i"][1::3]) <= {"x", "y"}
 
 
 def _lookup():

@@ -1,6 +1,6 @@
-"""Smoke tests of benchmarks/sequential.py, history_cost.py and
-serving_latency.py, run in-process on tiny data (a generated ml-100k folder;
-small synthetic data)."""
+"""Smoke tests of benchmarks/sequential.py, history_cost.py, serving_latency.py
+and scale.py, run in-process (scale.py's sizes in subprocesses) on tiny data (a
+generated ml-100k folder; small synthetic data)."""
 
 import importlib
 import math
@@ -189,3 +189,33 @@ def test_serving_latency_script(benchmarks, capsys):
                      r"[0-9.]+ <= 12: (PASS|FAIL)", stdout)
     with pytest.raises(SystemExit, match="--items: received '10,x'"):
         serving_latency.main(["--items", "10,x"])
+
+
+def test_scale_script(benchmarks, capsys):
+    """Each size trains in its own process and reports its own peak RSS."""
+    scale = benchmarks("scale")
+    assert scale.main(["--sizes", "6000,12000", "--items", "200",
+                       "--max-users", "30"]) == 0
+    stdout = capsys.readouterr().out
+    rows = parse_table(stdout, "interactions")
+    assert len(rows) == 3 and rows[2]["interactions"].startswith("ratio ")
+    for row, users in zip(rows[:2], (100, 200)):
+        assert number(row["users"]) == users and number(row["items"]) == 200
+        # Synthetic users watch about 60 distinct items each.
+        assert 0.8 * 60 * users < number(row["interactions"]) <= 60 * users
+        assert 0 < number(row["train rows"]) < number(row["interactions"])
+        assert number(row["train ex/s"]) > 0 and number(row["run s"]) > 0
+        assert 0.2 < number(row["peak RSS GB"]) < 12
+    assert number(rows[2]["train rows"]) == pytest.approx(2.0, rel=0.1)
+    verdicts = [line for line in stdout.splitlines()
+                if line.endswith((": PASS", ": FAIL"))]
+    assert [v.split(" ")[:2] for v in verdicts] == [["train", "ex/s"],
+                                                    ["peak", "RSS"]]
+
+
+def test_scale_rejects_bad_sizes(benchmarks):
+    scale = benchmarks("scale")
+    with pytest.raises(SystemExit, match="--sizes: received '100000'"):
+        scale.main(["--sizes", "100000"])
+    with pytest.raises(SystemExit, match="--sizes: received '10,x'"):
+        scale.main(["--sizes", "10,x"])

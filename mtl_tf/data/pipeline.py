@@ -18,7 +18,8 @@ import tensorflow as tf
 
 from mtl_tf.data.cleaning import LENIENT_HINT, row_location
 from mtl_tf.data.dataset import CleaningReport, RecDataset
-from mtl_tf.data.sequences import derive_history
+from mtl_tf.data.history_column import HistoryColumn
+from mtl_tf.data.sequences import history_columns
 from mtl_tf.schema import Schema
 from mtl_tf.schema.feature import HISTORY_ITEM_IDS, TIME_GAPS
 from mtl_tf.schema.fitted import Preprocessing, fit_preprocessing
@@ -180,13 +181,13 @@ def own_histories(data: RecDataset, frame: pd.DataFrame,
 
 
 def _history(schema: Schema, frame: pd.DataFrame, known: pd.DataFrame, *,
-             before: bool, leave_out_own: bool) -> dict[str, np.ndarray]:
-    """`derive_history` of the schema's derived sequence features (the
+             before: bool, leave_out_own: bool) -> dict[str, HistoryColumn]:
+    """`history_columns` of the schema's derived sequence features (the
     history and its parallel lists) over its id and timestamp columns."""
     derived = [f for f in [schema.sequence] + schema.parallel_sequences
                if f.is_derived]
     values = {f.values for f in derived}
-    lists = derive_history(
+    lists = history_columns(
         frame, known, user_column=schema.user_id.name,
         item_column=schema.item_id.name, time_column=schema.timestamp,
         max_length=schema.sequence.max_length, before=before,
@@ -317,22 +318,22 @@ def add_impression_negatives(arrays: dict[str, np.ndarray], item_ids: np.ndarray
             break
         items[pending] = item_ids[rng.integers(0, len(item_ids), len(pending))]
     count = len(arrays[user_column])
-    source = np.repeat(np.arange(count), per_example)
-    sampled = {name: values[source] for name, values in arrays.items()}
-    sampled[item_column] = items.astype(arrays[item_column].dtype)
-    for label in label_names:
-        if sampled[label].dtype == object:
-            sampled[label] = np.empty(len(source), dtype=object)
-            sampled[label][:] = [()] * len(source)
-        else:
-            sampled[label] = np.zeros_like(sampled[label])
     # Each example is followed by its sampled rows, so every unshuffled batch
     # (validation, test) holds interactions for the retrieval task too.
-    order = np.concatenate([np.arange(count)[:, None],
-                            count + np.arange(count * per_example).reshape(
-                                count, per_example)], axis=1).ravel()
-    return {name: np.concatenate([arrays[name], sampled[name]])[order]
-            for name in arrays}
+    sampled = np.tile(np.arange(per_example + 1) > 0, count)
+    examples = np.repeat(np.arange(count), per_example + 1)
+    # Every column is a gather of the examples' rows (a history column stays
+    # windows), then the item and the labels of the sampled rows change.
+    out = {name: values[examples] for name, values in arrays.items()}
+    out[item_column][sampled] = items.astype(arrays[item_column].dtype)
+    for label in label_names:
+        if out[label].dtype == object:
+            empty = np.empty(int(sampled.sum()), dtype=object)
+            empty[:] = [()] * len(empty)
+            out[label][sampled] = empty
+        else:
+            out[label][sampled] = 0
+    return out
 
 
 def make_dataset(arrays: dict[str, np.ndarray], batch_size: int, *,
@@ -341,10 +342,12 @@ def make_dataset(arrays: dict[str, np.ndarray], batch_size: int, *,
 
     The arrays stay in memory as tensors (the cache); each batch is one vectorised
     gather of shuffled row indices, which is several times faster than shuffling and
-    batching one string-keyed example at a time. Under a multi-worker strategy,
-    each worker takes its share of every batch (there are no files to shard).
+    batching one string-keyed example at a time; a `HistoryColumn` builds its
+    batch's lists from its windows. Under a multi-worker strategy, each worker
+    takes its share of every batch (there are no files to shard).
     """
-    tensors = {name: tf.constant(_tensor_ready(values))
+    gathers = {name: (values.batch_builder() if isinstance(values, HistoryColumn)
+                      else _gather_rows(tf.constant(_tensor_ready(values))))
                for name, values in arrays.items()}
     size = len(next(iter(arrays.values())))
     rows = tf.data.Dataset.range(size)
@@ -354,9 +357,13 @@ def make_dataset(arrays: dict[str, np.ndarray], batch_size: int, *,
     options.experimental_distribute.auto_shard_policy = (
         tf.data.experimental.AutoShardPolicy.DATA)
     return rows.batch(batch_size).map(
-        lambda index: {name: tf.gather(t, index) for name, t in tensors.items()},
+        lambda index: {name: gather(index) for name, gather in gathers.items()},
         num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE).with_options(
             options)
+
+
+def _gather_rows(tensor: tf.Tensor):
+    return lambda index: tf.gather(tensor, index)
 
 
 def _tensor_ready(values: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ Example:
     >>> derive_history(log, log, user_column="u", item_column="i",
     ...                time_column="t", max_length=5, before=True,
     ...                time_gaps=True)["item_ids"].tolist()
-    [[''], ['x'], ['x', 'y']]
+    [['', ''], ['x', ''], ['x', 'y']]
 """
 
 from __future__ import annotations
@@ -28,18 +28,17 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from mtl_tf.data.history_column import EventTable, HistoryColumn, HistoryRows
 from mtl_tf.schema.feature import HISTORY_ITEM_IDS, TIME_GAPS
 
-# Rows of one block of the vectorised window gather (bounds its memory).
-_BLOCK_ROWS = 1 << 16
 
-
-def derive_history(frame: pd.DataFrame, known: pd.DataFrame, *, user_column: str,
-                   item_column: str, time_column: str, max_length: int,
-                   before: bool, leave_out_own: bool = False,
-                   columns: Sequence[str] = (), time_gaps: bool = False
-                   ) -> dict[str, np.ndarray]:
-    """Each row's history from the `known` events of its user.
+def history_columns(frame: pd.DataFrame, known: pd.DataFrame, *, user_column: str,
+                    item_column: str, time_column: str, max_length: int,
+                    before: bool, leave_out_own: bool = False,
+                    columns: Sequence[str] = (), time_gaps: bool = False
+                    ) -> dict[str, HistoryColumn]:
+    """Each row's history from the `known` events of its user, as windows
+    into one event table (memory O(rows + events); see `HistoryColumn`).
 
     Args:
         frame: the rows to build histories for.
@@ -54,10 +53,10 @@ def derive_history(frame: pd.DataFrame, known: pd.DataFrame, *, user_column: str
         time_gaps: also list the seconds from each event to the row.
 
     Returns:
-        {"item_ids": string array [len(frame), width], width = the longest
-        history (at most `max_length`, at least 1), padded with ""; each of
-        `columns`: the events' values as strings, aligned, padded with "";
-        "time_gaps" (with `time_gaps`): float32, aligned, padded with 0}.
+        {"item_ids": the item ids, width = the longest history (at most
+        `max_length`, at least 1), padded with ""; each of `columns`: the
+        events' values as strings, aligned, padded with ""; "time_gaps" (with
+        `time_gaps`): float32, aligned, padded with 0}.
     """
     if (before or time_gaps) and not time_column:
         raise ValueError("derive_history: a history of events before each row "
@@ -68,14 +67,13 @@ def derive_history(frame: pd.DataFrame, known: pd.DataFrame, *, user_column: str
     known_users = users.get_indexer(known[user_column].astype(str))
     row_users = users.get_indexer(frame[user_column].astype(str))
     item_codes, item_table = pd.factorize(known[item_column].astype(str))
-    own = pd.Index(item_table).get_indexer(frame[item_column].astype(str))
     times = (known[time_column].to_numpy(np.int64) if time_column
              else np.arange(len(known), dtype=np.int64))
     order = np.lexsort((np.arange(len(known)), times, known_users))
     sorted_users = known_users[order]
     starts = np.searchsorted(sorted_users, row_users, "left")
+    row_times = frame[time_column].to_numpy(np.int64) if time_column else None
     if before:
-        row_times = frame[time_column].to_numpy(np.int64)
         instants = np.unique(np.concatenate([times, row_times]))
         span = np.int64(len(instants) + 1)
         keys = sorted_users * span + np.searchsorted(instants, times[order])
@@ -85,48 +83,30 @@ def derive_history(frame: pd.DataFrame, known: pd.DataFrame, *, user_column: str
         ends = np.searchsorted(sorted_users, row_users, "right")
     unknown_user = row_users < 0
     starts[unknown_user] = ends[unknown_user] = 0
-    sorted_items = item_codes[order]
-    events = np.full((len(frame), max_length), -1, np.int64)
-    for first in range(0, len(frame), _BLOCK_ROWS):
-        block = slice(first, first + _BLOCK_ROWS)
-        events[block] = _window(sorted_items, starts[block], ends[block],
-                                own[block] if leave_out_own else None, max_length)
-    width = max(int((events >= 0).sum(1).max(initial=0)), 1)
-    events = events[:, :width]
-    pad = events < 0
-    # Position len(known) of each sorted array is the padding value.
-    event_rows = np.where(pad, len(known), order[np.maximum(events, 0)])
-    table = np.append(np.asarray(item_table, dtype=str), "")
-    out = {HISTORY_ITEM_IDS: table[np.append(item_codes, -1)[event_rows]]}
+    own = (pd.Index(item_table).get_indexer(frame[item_column].astype(str))
+           .astype(np.int32) if leave_out_own else None)
+    listed = {}
     for column in columns:
-        values = np.append(known[column].astype(str).to_numpy(object), "")
-        out[column] = values[event_rows]
-    if time_gaps:
-        row_times = frame[time_column].to_numpy(np.int64)
-        gaps = row_times[:, None] - np.append(times, 0)[event_rows]
-        out[TIME_GAPS] = np.where(pad, 0.0, gaps).astype(np.float32)
+        codes, table = pd.factorize(known[column].astype(str))
+        listed[column] = (codes[order].astype(np.int32), np.asarray(table, object))
+    events = EventTable(items=item_codes[order].astype(np.int32),
+                        item_table=np.asarray(item_table, object),
+                        times=times[order] if time_gaps else None, columns=listed)
+    rows = HistoryRows(starts.astype(np.int64), ends.astype(np.int64), own,
+                       row_times if time_gaps else None)
+    history = HistoryColumn(events, rows, max_length=max_length)
+    out = {HISTORY_ITEM_IDS: history}
+    for value in [*columns, *([TIME_GAPS] if time_gaps else [])]:
+        out[value] = history.with_value(value)
     return out
 
 
-def _window(items: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-            own: np.ndarray | None, max_length: int) -> np.ndarray:
-    """The last `max_length` events of `items[start:end]` per row (without
-    `own`): left-aligned positions in `items`, padded with -1."""
-    width = max_length + (own is not None)
-    positions = ends[:, None] - width + np.arange(width)
-    valid = positions >= starts[:, None]
-    codes = items[np.maximum(positions, 0)] if len(items) else \
-        np.zeros_like(positions)
-    if own is not None:
-        valid &= codes != own[:, None]
-    # Kept events first, in time order; then the most recent max_length.
-    order = np.argsort(~valid, axis=1, kind="stable")
-    positions = np.take_along_axis(positions, order, 1)
-    count = valid.sum(1)
-    skip = np.maximum(count - max_length, 0)
-    index = np.minimum(skip[:, None] + np.arange(max_length), width - 1)
-    kept = np.arange(max_length) < np.minimum(count, max_length)[:, None]
-    return np.where(kept, np.take_along_axis(positions, index, 1), -1)
+def derive_history(frame: pd.DataFrame, known: pd.DataFrame, **options
+                   ) -> dict[str, np.ndarray]:
+    """`history_columns` materialised: {list name: [len(frame), width] array}
+    (strings as objects, time gaps float32)."""
+    return {name: np.asarray(column) for name, column in
+            history_columns(frame, known, **options).items()}
 
 
-__all__ = ["derive_history"]
+__all__ = ["derive_history", "history_columns"]
