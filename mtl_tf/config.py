@@ -28,7 +28,7 @@ from mtl_tf.task_config import (  # noqa: F401  (re-exported)
 
 DATA_SOURCES = ("synthetic", "movielens", "tfds", "files", *PUBLIC_SOURCES)
 SPLITS = ("random", "temporal", "last_item", "cold_items", "published")
-OPTIMIZERS = ("adam", "adagrad")
+OPTIMIZERS = ("lazy_adam", "adam", "adagrad")
 DISTRIBUTIONS = ("none", "mirrored", "multi_worker", "parameter_server")
 TEXT_ENCODER_MODES = ("frozen", "finetune", "finetune_top_n")
 MTL_ARCHITECTURES = ("shared_bottom", "single_task", "mmoe", "ple", "esmm")
@@ -349,9 +349,15 @@ class TrainConfig:
     """Optimisation and run control.
 
     Attributes:
-        batch_size, epochs, learning_rate, optimizer ("adam" or "adagrad").
+        batch_size, epochs, learning_rate.
+        optimizer: "lazy_adam" (default: Adam whose embedding updates touch
+            only the rows a batch looked up, so a step costs the same however
+            large the id tables grow; `mtl_tf.optimizers.LazyAdam`), "adam"
+            (Keras' Adam: every step decays and updates every embedding row)
+            or "adagrad".
         weight_decay: decoupled weight decay (AdamW, Loshchilov & Hutter, ICLR 2019)
-            when > 0 with optimizer "adam"; the main regulariser of the embeddings.
+            when > 0 with optimizer "adam" or "lazy_adam" (then Keras' AdamW,
+            dense); the main regulariser of the embeddings.
         early_stopping_patience: epochs without validation improvement before
             stopping (0 disables early stopping); the best weights are restored.
         seed: seed of weight initialisation and shuffling.
@@ -380,7 +386,7 @@ class TrainConfig:
     batch_size: int = 1024
     epochs: int = 30
     learning_rate: float = 3e-3
-    optimizer: str = "adam"
+    optimizer: str = "lazy_adam"
     weight_decay: float = 0.0
     early_stopping_patience: int = 3
     seed: int = 1

@@ -10,15 +10,18 @@ import tensorflow as tf
 from mtl_tf.config import Config, TrainConfig
 from mtl_tf.distribution import is_chief, is_parameter_server, worker_scratch_dir
 from mtl_tf.model.weighting import LossWeightingCallback
+from mtl_tf.optimizers import LazyAdam
 
 
 def make_optimizer(train: TrainConfig) -> tf.keras.optimizers.Optimizer:
-    """Adam (AdamW when `weight_decay` > 0) or Adagrad."""
+    """`LazyAdam`, Adam (AdamW when `weight_decay` > 0) or Adagrad."""
     if train.optimizer == "adagrad":
         return tf.keras.optimizers.Adagrad(train.learning_rate)
     if train.weight_decay > 0:
         return tf.keras.optimizers.AdamW(train.learning_rate,
                                          weight_decay=train.weight_decay)
+    if train.optimizer == "lazy_adam":
+        return LazyAdam(train.learning_rate)
     return tf.keras.optimizers.Adam(train.learning_rate)
 
 

@@ -100,27 +100,13 @@ def _assert_like(metrics: dict, expected: dict) -> None:
         assert metrics[name] == pytest.approx(expected[name], abs=tolerance), name
 
 
-def test_two_workers_train_checkpoint_and_export_like_one_process(tmp_path,
-                                                                  one_process):
-    with Cluster(tmp_path, {"worker": 2}) as cluster:
-        workers = [cluster.start("worker", i, "--quiet",
-                                 "--set", "train.distribution=multi_worker")
-                   for i in range(2)]
-        codes = [_finished(worker) for worker in workers]
-    assert codes == [0, 0], _tail(workers[0]) + _tail(workers[1])
-    _assert_like(_summary(tmp_path)["metrics"], one_process)
-    checkpoints = tmp_path / "run" / "checkpoints"
-    assert tf.train.latest_checkpoint(str(checkpoints))
-    # The other worker's scratch checkpoints are gone; only the chief exports.
-    assert not [p for p in checkpoints.iterdir() if p.name.startswith(".worker")]
-    assert (tmp_path / "saved_models" / "mtl_tiny" / "1" / "saved_model.pb").exists()
-    assert "the chief evaluates and exports" in workers[1].log.read_text()
-
-
-def test_killed_worker_restarts_from_the_checkpoint_and_completes(tmp_path,
-                                                                  one_process):
+def test_two_workers_train_and_a_killed_worker_resumes_from_the_checkpoint(
+        tmp_path, one_process):
+    """Two workers train and checkpoint; one is killed in epoch 2, so the job
+    stops; the restarted job resumes, completes and exports like one process."""
     args = ("--set", "train.distribution=multi_worker")
-    index = tmp_path / "run" / "checkpoints" / "checkpoint"
+    checkpoints = tmp_path / "run" / "checkpoints"
+    index = checkpoints / "checkpoint"
     with Cluster(tmp_path, {"worker": 2}) as cluster:
         first = [cluster.start("worker", i, "--quiet", *args, log="first")
                  for i in range(2)]
@@ -142,7 +128,11 @@ def test_killed_worker_restarts_from_the_checkpoint_and_completes(tmp_path,
     summary = _summary(tmp_path)
     assert summary["training"]["resumed"] is True
     _assert_like(summary["metrics"], one_process)
+    assert tf.train.latest_checkpoint(str(checkpoints))
+    # The other worker's scratch checkpoints are gone; only the chief exports.
+    assert not [p for p in checkpoints.iterdir() if p.name.startswith(".worker")]
     assert (tmp_path / "saved_models" / "mtl_tiny" / "1" / "saved_model.pb").exists()
+    assert "the chief evaluates and exports" in second[1].log.read_text()
 
 
 def test_parameter_server_cluster_trains_and_exports(tmp_path, one_process):

@@ -226,3 +226,22 @@ def test_interrupted_run_resumes_after_last_epoch(tmp_path, monkeypatch, tiny_co
                            num_train_examples=n_train, verbose=0)
     assert summary["history"] == {} and summary["epochs"] == 3
     _assert_same_outputs(again, resumed, features)
+
+
+def test_throughput_leaves_out_the_tracing_step(monkeypatch):
+    """One epoch: examples/s from the end of its first step (which traces the
+    graph); more epochs: the mean over the epochs after the first."""
+    clock = iter([0.0, 5.0, 6.0, 10.0, 12.0, 20.0, 24.0])
+    monkeypatch.setattr(training.time, "perf_counter", lambda: next(clock))
+    logger = training.ThroughputLogger(1000)
+    logger.set_params({"steps": 10})
+    logs = {}
+    logger.on_epoch_begin(0)  # t = 0
+    logger.on_train_batch_end(0)  # t = 5: traced
+    logger.on_epoch_end(0, logs)  # t = 6: 9 steps of 100 examples in 1 s
+    assert logs["examples_per_second"] == pytest.approx(900.0)
+    for epoch in (1, 2):  # 2 s, then 4 s for 1000 examples
+        logger.on_epoch_begin(epoch)
+        logger.on_train_batch_end(0)
+        logger.on_epoch_end(epoch, logs)
+    assert logs["examples_per_second"] == pytest.approx(1000 / 3.0)
