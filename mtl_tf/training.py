@@ -114,32 +114,33 @@ def warm_start(model: tf.keras.Model, run_dir: str | Path) -> str:
 class ThroughputLogger(tf.keras.callbacks.Callback):
     """Measures training examples per second (excluding validation).
 
-    The first epoch includes tracing: its examples/s counts only from the end
-    of its first step, and it is left out of the mean when later epochs exist.
+    The first epoch includes tracing: it is left out of the mean when later
+    epochs exist, and with a `FirstStepTimer` beside this callback a lone
+    first epoch counts only from the end of its first step.
     """
 
     def __init__(self, examples_per_epoch: int):
         super().__init__()
         self.examples_per_epoch = examples_per_epoch
         self.epoch_seconds: list[float] = []
+        self.first_step_end: float | None = None  # Set by a FirstStepTimer.
         self._first_epoch_rate = float("nan")
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._start = self._first_step_end = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        if batch == 0 and not self.epoch_seconds:
-            self._first_step_end = time.perf_counter()
+        self._start = time.perf_counter()
 
     def on_test_begin(self, logs=None):
         if hasattr(self, "_start"):
             ended = time.perf_counter()
             if not self.epoch_seconds:
-                steps = (self.params or {}).get("steps") or 0
-                rest = self.examples_per_epoch * (steps - 1) / steps if steps > 1 \
-                    else self.examples_per_epoch
-                start = self._first_step_end if steps > 1 else self._start
-                self._first_epoch_rate = rest / max(ended - start, 1e-9)
+                steps = (getattr(self, "params", None) or {}).get("steps") or 0
+                if self.first_step_end is not None and steps > 1:
+                    self._first_epoch_rate = (
+                        self.examples_per_epoch * (steps - 1) / steps
+                        / max(ended - self.first_step_end, 1e-9))
+                else:
+                    self._first_epoch_rate = (self.examples_per_epoch
+                                              / max(ended - self._start, 1e-9))
             self.epoch_seconds.append(ended - self._start)
             del self._start
 
@@ -151,11 +152,26 @@ class ThroughputLogger(tf.keras.callbacks.Callback):
     @property
     def examples_per_second(self) -> float:
         """Mean throughput over epochs after the first; with one epoch, that
-        epoch's after its first step (which traces the graph)."""
+        epoch's (after its first step, when timed)."""
         if len(self.epoch_seconds) > 1:
             seconds = self.epoch_seconds[1:]
             return self.examples_per_epoch / (sum(seconds) / len(seconds))
         return self._first_epoch_rate
+
+
+class FirstStepTimer(tf.keras.callbacks.Callback):
+    """Notes when the first training step (which traces the graph) ends, for
+    a `ThroughputLogger`. A batch-level callback, which
+    ParameterServerStrategy does not take."""
+
+    def __init__(self, throughput: ThroughputLogger):
+        super().__init__()
+        self.throughput = throughput
+        self._supports_tf_logs = True  # Reads no logs: no sync to numpy per step.
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.throughput.first_step_end is None:
+            self.throughput.first_step_end = time.perf_counter()
 
 
 class GateHistogramLogger(tf.keras.callbacks.Callback):
@@ -248,6 +264,8 @@ def fit(model: tf.keras.Model, config: Config, train_ds: tf.data.Dataset,
     throughput = ThroughputLogger(num_train_examples)
     callbacks: list[tf.keras.callbacks.Callback] = [
         throughput, LossWeightingCallback(model.weighting)]
+    if not is_parameter_server(strategy):
+        callbacks.append(FirstStepTimer(throughput))
     if validation_ds is not None and train.early_stopping_patience > 0:
         callbacks.append(tf.keras.callbacks.EarlyStopping(
             monitor="val_total_loss", patience=train.early_stopping_patience,

@@ -234,14 +234,21 @@ def test_throughput_leaves_out_the_tracing_step(monkeypatch):
     clock = iter([0.0, 5.0, 6.0, 10.0, 12.0, 20.0, 24.0])
     monkeypatch.setattr(training.time, "perf_counter", lambda: next(clock))
     logger = training.ThroughputLogger(1000)
+    timer = training.FirstStepTimer(logger)
     logger.set_params({"steps": 10})
     logs = {}
     logger.on_epoch_begin(0)  # t = 0
-    logger.on_train_batch_end(0)  # t = 5: traced
+    timer.on_train_batch_end(0)  # t = 5: traced
     logger.on_epoch_end(0, logs)  # t = 6: 9 steps of 100 examples in 1 s
     assert logs["examples_per_second"] == pytest.approx(900.0)
     for epoch in (1, 2):  # 2 s, then 4 s for 1000 examples
         logger.on_epoch_begin(epoch)
-        logger.on_train_batch_end(0)
+        timer.on_train_batch_end(0)  # reads no clock after the first step
         logger.on_epoch_end(epoch, logs)
     assert logs["examples_per_second"] == pytest.approx(1000 / 3.0)
+    # Without a timer (ParameterServerStrategy) a lone epoch counts whole.
+    untimed = training.ThroughputLogger(1000)
+    clock = iter([0.0, 4.0])
+    untimed.on_epoch_begin(0)
+    untimed.on_epoch_end(0, logs)
+    assert untimed.examples_per_second == pytest.approx(250.0)
