@@ -59,7 +59,7 @@ def history_columns(frame: pd.DataFrame, known: pd.DataFrame, *, user_column: st
         `time_gaps`): float32, aligned, padded with 0}.
     """
     if (before or time_gaps) and not time_column:
-        raise ValueError("derive_history: a history of events before each row "
+        raise ValueError("history_columns: a history of events before each row "
                          "(or its time gaps) needs the schema's timestamp "
                          "column; declare schema.timestamp, or use a random "
                          "split.")
