@@ -176,11 +176,12 @@ def run(config: Config, run_dir: str | Path, *, export: bool = True,
 
     Returns a dict with `metrics` (test), `training` (epochs, throughput), `export`
     (the SavedModel directory or None), `item_encoder_export` (the cold-start item
-    encoder's directory when `export.item_encoder` is set, else None), `model` and
-    `prepared`. Under `train.distribution` other than "none", the model trains
-    in the strategy's scope; then the chief alone scores and exports a
-    one-device copy restored from the final checkpoint (other workers return
-    empty metrics and no export).
+    encoder's directory when `export.item_encoder` is set, else None), `model`,
+    `prepared` and `chief` (whether this process scored and exported). Under
+    `train.distribution` other than "none", the model trains in the strategy's
+    scope; then the chief alone scores and exports a one-device copy restored
+    from the final checkpoint (other workers return empty metrics, no export
+    and `chief` False).
     """
     from mtl_tf.distribution import (
         is_chief,
@@ -235,7 +236,8 @@ def run(config: Config, run_dir: str | Path, *, export: bool = True,
         if not chief:  # The chief evaluates and exports.
             return {"metrics": {}, "training": _without_history(training),
                     "export": None, "item_encoder_export": None, "model": model,
-                    "prepared": prepared, "history": training.get("history", {})}
+                    "prepared": prepared, "history": training.get("history", {}),
+                    "chief": False}
         # Scoring and export run on one device, with the trained weights.
         model = build()
         warm_start(model, run_dir)
@@ -260,7 +262,8 @@ def run(config: Config, run_dir: str | Path, *, export: bool = True,
                 f"{config.export.model_name}_item_encoder", assets=assets)
     return {**summary, "export": export_path,
             "item_encoder_export": item_encoder_path, "model": model,
-            "prepared": prepared, "history": training.get("history", {})}
+            "prepared": prepared, "history": training.get("history", {}),
+            "chief": True}
 
 
 def _without_history(training: dict) -> dict:

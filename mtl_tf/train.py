@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     metrics = result["metrics"]
-    if not metrics and config.train.distribution != "none":
+    if not result["chief"]:
         print(f"Worker done: training finished in {output_dir}; the chief "
               "evaluates and exports.")
         return 0

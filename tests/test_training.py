@@ -128,6 +128,7 @@ def test_retrieval_only_run_trains_without_gate_logging(tmp_path, short_config,
     assert result["model"].gate_weights(_probe_features(tiny_prepared)) is None
     assert len(result["history"]["retrieval_loss"]) == 2
     assert 0 < result["metrics"]["hit_rate_at_10"] <= 1
+    assert result["chief"] is True  # one process: it scores and exports
     assert not (tmp_path / "run" / "tensorboard" / "gates").exists()
 
 
