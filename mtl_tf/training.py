@@ -1,7 +1,9 @@
-"""Fits a model: progress bars, TensorBoard, early stopping, resumable checkpoints."""
+"""Fits a model: progress bars (one line per epoch into a log file),
+TensorBoard, early stopping, resumable checkpoints."""
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -285,9 +287,13 @@ def fit(model: tf.keras.Model, config: Config, train_ds: tf.data.Dataset,
         if validation_ds is not None:
             steps["validation_steps"] = int(validation_ds.cardinality())
             validation_ds = validation_ds.repeat()
+    # A progress bar for a terminal or a notebook; one line per epoch for a log
+    # file or a pipe (a bar would write, and sync, every step).
+    interactive = sys.stdout.isatty() or "ipykernel" in sys.modules
+    keras_verbose = (1 if interactive else 2) if verbose else 0
     history = model.fit(train_ds, validation_data=validation_ds, epochs=train.epochs,
                         initial_epoch=initial_epoch, callbacks=callbacks,
-                        verbose=verbose, **steps)
+                        verbose=keras_verbose, **steps)
     checkpoint.mark_done()
     return {"epochs": int(checkpoint.epoch.numpy()), "resumed": bool(initial_epoch),
             "history": history.history,

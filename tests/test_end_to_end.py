@@ -96,6 +96,8 @@ def test_readme_train_command(tmp_path, repo_root):
     assert (export / "saved_model.pb").is_file()
     assert (export / "variables").is_dir()
     assert str(export) in process.stdout
+    # Into a pipe, one line per epoch instead of a progress bar per step.
+    assert "Epoch 1/" in process.stdout and "ETA:" not in process.stdout
 
 
 def _serving_inputs(prepared, catalog_ids: list[str]) -> dict[str, np.ndarray]:
