@@ -163,11 +163,8 @@ class HistoryColumn:
 
     def _positions(self, rows: HistoryRows) -> np.ndarray:
         """Left-aligned positions of each row's kept events, -1 padded."""
-        window = self.max_length + (rows.own is not None)
-        positions = rows.ends[:, None] - window + np.arange(window)
-        valid = positions >= rows.starts[:, None]
-        if rows.own is not None:
-            valid &= self._item_at(positions) != rows.own[:, None]
+        positions, valid = self._window(rows)
+        window = positions.shape[1]
         # Kept events first, in time order; then the most recent max_length.
         order = np.argsort(~valid, axis=1, kind="stable")
         positions = np.take_along_axis(positions, order, 1)
@@ -176,6 +173,16 @@ class HistoryColumn:
         index = np.minimum(skip[:, None] + np.arange(self.width), window - 1)
         kept = np.arange(self.width) < np.minimum(count, self.max_length)[:, None]
         return np.where(kept, np.take_along_axis(positions, index, 1), -1)
+
+    def _window(self, rows: HistoryRows) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's last window positions (one more with an own item to
+        leave out) and which of them are its events."""
+        window = self.max_length + (rows.own is not None)
+        positions = rows.ends[:, None] - window + np.arange(window)
+        valid = positions >= rows.starts[:, None]
+        if rows.own is not None:
+            valid &= self._item_at(positions) != rows.own[:, None]
+        return positions, valid
 
     def _item_at(self, positions: np.ndarray) -> np.ndarray:
         items = self.events.items
@@ -188,13 +195,9 @@ class HistoryColumn:
         if rows.own is None:
             longest = int((rows.ends - rows.starts).max(initial=0))
             return max(min(longest, self.max_length), 1)
-        window = self.max_length + 1
         longest = 0
         for first in range(0, len(rows), _BLOCK_ROWS):
-            block = rows[first:first + _BLOCK_ROWS]
-            positions = block.ends[:, None] - window + np.arange(window)
-            valid = (positions >= block.starts[:, None]) & (
-                self._item_at(positions) != block.own[:, None])
+            _, valid = self._window(rows[first:first + _BLOCK_ROWS])
             longest = max(longest, int(valid.sum(1).max(initial=0)))
         return max(min(longest, self.max_length), 1)
 
