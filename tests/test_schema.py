@@ -20,7 +20,14 @@ from mtl_tf.model.encoders import (
     NumericEncoder,
 )
 from mtl_tf.schema import Feature, Schema, parse_condition
-from mtl_tf.schema.fitted import as_strings, fit_feature, vocabulary
+from mtl_tf.schema.fitted import (
+    FeatureSummary,
+    PreprocessingSummary,
+    as_strings,
+    fit_feature,
+    fit_preprocessing,
+    vocabulary,
+)
 
 SHOP = Schema((
     Feature("user", "user", "id"),
@@ -173,6 +180,72 @@ def test_numeric_statistics_come_from_the_transform():
     buckets = fit_feature(Feature("p", "item", "numeric", transform="buckets",
                                   num_buckets=4), np.arange(101.0))
     assert buckets.boundaries == [25.0, 50.0, 75.0]
+
+
+def _chunks(values, sizes):
+    edges = np.cumsum([0] + list(sizes))
+    return [values[a:b] for a, b in zip(edges[:-1], edges[1:])]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_summaries_of_chunks_fit_what_all_values_fit(seed):
+    rng = np.random.default_rng(seed)
+    n = 3000
+    schema = Schema((
+        Feature("user", "user", "id"),
+        Feature("item", "item", "id"),
+        Feature("segment", "user", "categorical", min_count=3, max_vocabulary=20),
+        Feature("tags", "item", "multi_categorical", min_count=2),
+        Feature("age", "user", "numeric"),
+        Feature("price", "item", "numeric", transform="log1p"),
+        Feature("views", "item", "numeric", transform="buckets", num_buckets=5),
+        Feature("device", "context", "categorical", hash_buckets=8)))
+    values = {
+        "user": rng.integers(0, 500, n).astype(str).astype(object),
+        "item": rng.integers(0, 80, n).astype(str).astype(object),
+        "segment": rng.zipf(1.6, n).astype(str).astype(object),
+        "tags": np.array([tuple(rng.choice(list("abcdefg"), rng.integers(0, 3)))
+                          for _ in range(n)] + [()], dtype=object)[:n],
+        "age": np.where(rng.random(n) < 0.1, np.nan, rng.normal(40, 12, n)),
+        "price": rng.exponential(20.0, n),
+        "views": rng.integers(0, 1000, n).astype(np.float64),
+        "device": rng.choice(["ios", "web"], n).astype(object)}
+    labels = {"topics": np.array([tuple(rng.choice(list("xyz"), 2)) for _ in range(n)],
+                                 dtype=object)}
+    whole = fit_preprocessing(schema, values, labels)
+    summary = PreprocessingSummary(schema)
+    sizes = [1, 999, 1234, n - 2234]
+    for part in range(len(sizes)):
+        summary.add({k: _chunks(v, sizes)[part] for k, v in values.items()},
+                    {k: _chunks(v, sizes)[part] for k, v in labels.items()})
+    chunked = summary.fit()
+    for name in ("user", "item", "segment", "tags", "device"):
+        assert chunked[name].vocabulary == whole[name].vocabulary, name
+    assert 5 < len(whole["segment"].vocabulary) <= 20
+    assert whole["device"].vocabulary == []
+    for name in ("age", "price"):
+        assert chunked[name].mean == pytest.approx(whole[name].mean, rel=1e-12)
+        assert chunked[name].std == pytest.approx(whole[name].std, rel=1e-9)
+    finite = values["age"][np.isfinite(values["age"])]
+    assert whole["age"].std == pytest.approx(finite.std(), rel=1e-12)
+    assert chunked["views"].boundaries == whole["views"].boundaries
+    assert chunked.label_vocabularies == {"topics": ["x", "y", "z"]}
+
+
+def test_a_bounded_sample_keeps_bucket_boundaries_near_the_true_quantiles():
+    values = np.random.default_rng(3).exponential(10.0, 200_000)
+    feature = Feature("views", "item", "numeric", transform="buckets",
+                      num_buckets=4)
+    summary = FeatureSummary(feature, max_sample=20_000, seed=5)
+    for chunk in np.array_split(values, 37):
+        summary.add(chunk)
+    assert len(summary._sample) == 20_000  # Memory stays bounded.
+    state = summary.state()
+    assert state.mean == pytest.approx(values.mean(), rel=1e-12)
+    true = np.quantile(values, [0.25, 0.5, 0.75])
+    np.testing.assert_allclose(state.boundaries, true, rtol=0.05)
+    with pytest.raises(ValueError, match="max_sample must be >= 0"):
+        FeatureSummary(feature, max_sample=-1)
 
 
 # --- Encoders ---------------------------------------------------------------------
