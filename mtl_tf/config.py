@@ -95,6 +95,22 @@ class DataConfig:
             adds none; a real impression log needs none.
         impression_label: the label column that marks real rows (1) against
             sampled ones (0).
+        stream: "files" only: stream the training rows from `path` through
+            `tf.data` (CSV / TSV / JSON Lines / Parquet / TFRecord shards,
+            interleaved and prefetched, read `chunk_rows` at a time) instead of
+            loading the log into memory; for a log larger than memory
+            (`mtl_tf.data.stream`). `path` then holds the training rows only,
+            and `validation_path` and `test_path` the held-out rows (read into
+            memory: every metric needs its whole split), so `split` and the
+            fractions do not apply (`split` must stay "random"). The
+            vocabularies and statistics come from one pass over the training
+            shards, saved in the run directory and reused on resume. Not
+            supported: a derived behaviour history (give it as a list column,
+            derive=false) and `impression_negatives`.
+        validation_path, test_path: with `stream`: the validation and test
+            rows, a file or a glob of shards (formats as `path`).
+        chunk_rows: with `stream`: rows read from a shard at a time (the
+            memory bound of reading).
     """
 
     source: str = "synthetic"
@@ -113,6 +129,10 @@ class DataConfig:
     like_threshold: float = 4.0
     impression_negatives: int = 0
     impression_label: str = "watch"
+    stream: bool = False
+    validation_path: str | None = None
+    test_path: str | None = None
+    chunk_rows: int = 65536
 
     def __post_init__(self) -> None:
         _check_choice("data.source", self.source, DATA_SOURCES)
@@ -127,6 +147,38 @@ class DataConfig:
         if self.impression_negatives < 0:
             raise ValueError("data.impression_negatives must be >= 0. "
                              f"Received: {self.impression_negatives}.")
+        if self.chunk_rows < 1:
+            raise ValueError("data.chunk_rows must be >= 1 (rows read from a shard "
+                             f"at a time). Received: {self.chunk_rows}.")
+        if self.stream:
+            self._check_stream()
+
+    def _check_stream(self) -> None:
+        """The settings `stream` needs, and those it does not support."""
+        if self.source != "files":
+            raise ValueError("data.stream=true streams the shards of data.path and "
+                             f"needs data.source='files'. Received: data.source="
+                             f"{self.source!r}. Set data.source=files or "
+                             "data.stream=false.")
+        missing = [f"data.{key}" for key in ("validation_path", "test_path")
+                   if not getattr(self, key)]
+        if missing:
+            raise ValueError(
+                f"data.stream=true reads the held-out rows from their own files; "
+                f"set {' and '.join(missing)} (a file or a glob of shards). "
+                "data.path then holds the training rows only.")
+        if self.split != "random":
+            raise ValueError(
+                f"data.split={self.split!r} does not apply with data.stream=true: "
+                "the split comes from the files (data.path, data.validation_path, "
+                "data.test_path). Write the split's files, or set "
+                "data.stream=false.")
+        if self.impression_negatives:
+            raise ValueError(
+                "data.impression_negatives > 0 samples against each user's whole "
+                "log, which data.stream=true never holds. Write the sampled "
+                "impressions into the files, or set data.impression_negatives=0 "
+                "or data.stream=false.")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,6 +8,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -32,17 +33,28 @@ from mtl_tf.data.splits import TEMPORAL_SPLITS, Splits, split
 from mtl_tf.schema.fitted import Preprocessing
 from mtl_tf.task_config import TaskConfig, label_columns
 
+if TYPE_CHECKING:
+    from mtl_tf.data.stream import StreamedTraining
+
 
 @dataclasses.dataclass
 class PreparedData:
     """A loaded data set, its splits, the fitted preprocessing and each split's
-    example arrays."""
+    example arrays.
+
+    With `data.stream=true`, `stream` is the pass over the training shards
+    (`mtl_tf.data.stream`): `splits.train` and `arrays["train"]` then hold only
+    the training rows `build_model` reads (all of them when few; see
+    `stream.SAMPLE_ROWS`), `num_train_examples` and `sizes()` count every
+    training row, and `train_dataset` streams them from the shards.
+    """
 
     data: RecDataset
     splits: Splits
     arrays: dict[str, dict[str, np.ndarray]]
     preprocessing: Preprocessing
     tasks: tuple[TaskConfig, ...] = ()
+    stream: "StreamedTraining | None" = None
 
     def positives(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The rows of `frame` that are retrieval positives (its `where`)."""
@@ -50,22 +62,56 @@ class PreparedData:
 
     @property
     def seen(self) -> pd.DataFrame:
-        """Retrieval positives known at training time (train + validation)."""
+        """Retrieval positives known at training time (train + validation);
+        streamed: the training ones of the users whose test rows are scored."""
+        if self.stream is not None:
+            ids = list(self.stream.seen.columns)
+            validation = self.positives(self.splits.validation)[ids].astype(str)
+            return pd.concat([self.stream.seen, validation], ignore_index=True)
         return self.positives(pd.concat([self.splits.train, self.splits.validation],
                                         ignore_index=True))
 
+    @property
+    def num_train_examples(self) -> int:
+        return self.stream.num_rows if self.stream is not None else len(
+            self.splits.train)
+
+    def sizes(self) -> dict[str, int]:
+        """Rows per split (every training row, streamed or not)."""
+        return {**self.splits.sizes(), "train": self.num_train_examples}
+
+    def train_dataset(self, config: Config):
+        """The shuffled, batched training `tf.data.Dataset`."""
+        if self.stream is None:
+            return make_dataset(self.arrays["train"], config.train.batch_size,
+                                shuffle=True, seed=config.train.seed)
+        from mtl_tf.data.stream import train_dataset
+        return train_dataset(config, self.data, self.stream, self.arrays["train"],
+                             batch_size=config.train.batch_size,
+                             seed=config.train.seed)
+
 
 def prepare_data(config: Config, data: RecDataset | None = None,
-                 splits: Splits | None = None) -> PreparedData:
+                 splits: Splits | None = None, *,
+                 run_dir: str | Path | None = None) -> PreparedData:
     """Loads (unless `data` is given), checks and splits the data set of
     `config`, fits the preprocessing on the training split and builds every
     split's example arrays. `data.split="published"` takes a public data set's
     own protocol; `splits` given replace `data.split`.
 
+    With `data.stream=true` the training rows are streamed instead
+    (`mtl_tf.data.stream`); the pass over them is saved in `run_dir` (when
+    given) and reused from there.
+
     Raises:
         ValueError: bad labels (NaN, a binary label outside {0, 1}), a `where`
             that matches no training row, or a column the tasks read missing.
     """
+    if config.data.stream:
+        if data is not None or splits is not None:
+            raise ValueError("prepare_data: data.stream=true reads its files "
+                             "itself; pass neither `data` nor `splits`.")
+        return _prepare_streamed(config, run_dir)
     data = data if data is not None else load_data(config)
     if data.schema != config.schema:
         raise ValueError(
@@ -118,6 +164,34 @@ def prepare_data(config: Config, data: RecDataset | None = None,
     arrays = {name: finish_arrays(values, tasks, preprocessing.label_vocabularies)
               for name, values in arrays.items()}
     return PreparedData(data, parts, arrays, preprocessing, tuple(tasks))
+
+
+def _prepare_streamed(config: Config, run_dir: str | Path | None) -> PreparedData:
+    """`prepare_data` for `data.stream=true`: held-out rows in memory, one
+    (saved, reusable) pass over the training shards."""
+    from mtl_tf.data import stream
+
+    stream.check_streamable(config)
+    data, validation, test = stream.load_held_out(config)
+    tasks = config.tasks
+    held_out = {}
+    for name, frame in (("validation", validation), ("test", test)):
+        keep = check_labels(data.joined(frame), tasks, f"{data.name} ({name} split)",
+                            lenient=config.data.lenient, report=data.report)
+        held_out[name] = frame[keep].reset_index(drop=True)
+    seen_users: set[str] = set()
+    if data.schema.user_id is not None:
+        scored = _sample_users(retrieval_positives(held_out["test"], tasks),
+                               data.schema.user_id.name, config.eval)
+        seen_users = set(scored[data.schema.user_id.name].astype(str))
+    streamed = stream.load_or_run_pass(config, data, seen_users, run_dir)
+    data = stream.with_training_ids(config, data, streamed)
+    parts = Splits(streamed.sample, held_out["validation"], held_out["test"])
+    arrays = {name: finish_arrays(raw_arrays(data, getattr(parts, name), tasks, {}),
+                                  tasks, streamed.preprocessing.label_vocabularies)
+              for name in SPLIT_NAMES}
+    return PreparedData(data, parts, arrays, streamed.preprocessing, tuple(tasks),
+                        stream=streamed)
 
 
 def evaluate(model, prepared: PreparedData,
@@ -200,7 +274,7 @@ def run(config: Config, run_dir: str | Path, *, export: bool = True,
     run_dir.mkdir(parents=True, exist_ok=True)
     if chief:
         write_json_atomic(run_dir / "config.json", config.to_dict())
-    prepared = prepared or prepare_data(config)
+    prepared = prepared or prepare_data(config, run_dir=run_dir if chief else None)
     unprepared = [t.name for t in config.tasks
                   if task_weight_key(t) not in prepared.arrays["train"]]
     if prepared.data.schema != config.schema or unprepared:
@@ -213,9 +287,8 @@ def run(config: Config, run_dir: str | Path, *, export: bool = True,
     if verbose and chief:
         print(f"Data {prepared.data.name}: {prepared.data.report.summary()}; "
               f"{prepared.data.num_users} users, {prepared.data.num_items} items; "
-              f"split {prepared.splits.sizes()}")
-    train_ds = make_dataset(prepared.arrays["train"], config.train.batch_size,
-                            shuffle=True, seed=config.train.seed)
+              f"split {prepared.sizes()}")
+    train_ds = prepared.train_dataset(config)
     val_ds = (make_dataset(prepared.arrays["validation"], config.train.eval_batch_size)
               if len(prepared.splits.validation) else None)
 
@@ -227,7 +300,7 @@ def run(config: Config, run_dir: str | Path, *, export: bool = True,
         model = build()
         started = time.perf_counter()
         training = fit(model, config, train_ds, val_ds, run_dir,
-                       num_train_examples=len(prepared.splits.train),
+                       num_train_examples=prepared.num_train_examples,
                        verbose=verbose)
     training["seconds"] = time.perf_counter() - started
     if is_parameter_server(strategy):
@@ -244,7 +317,7 @@ def run(config: Config, run_dir: str | Path, *, export: bool = True,
     metrics = evaluate(model, prepared, config.eval)
     summary = {"metrics": metrics,
                "training": _without_history(training),
-               "data": {"name": prepared.data.name, **prepared.splits.sizes(),
+               "data": {"name": prepared.data.name, **prepared.sizes(),
                         "cleaning": prepared.data.report.as_dict()}}
     write_json_atomic(run_dir / "metrics.json", summary)
     export_path = item_encoder_path = None

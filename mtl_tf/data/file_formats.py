@@ -34,34 +34,14 @@ def read_delimited(path: str, gzipped: bool, delimiter: str, what: str,
     """A CSV / TSV file as strings, the line of each row and the skipped count."""
     with _open_text(path, gzipped) as handle:
         records = _records(handle, delimiter, path, what)
-        first, header = next(((line, fields) for line, fields in records
-                              if not _blank(fields)), (0, None))
-        if header is None:
-            raise ValueError(f"{what} file {path} is empty (no header line); "
-                             "expected a header line and data rows.")
-        header = [name.strip() for name in header]
-        twice = sorted({n for n in header if header.count(n) > 1})
-        if twice:
-            raise ValueError(f"{what} file {path}: the header names columns "
-                             f"{twice} more than once; give each column one name.")
+        first, header = _header(records, path, what)
         if not limit and len(delimiter) == 1 and first == 1:
             fast = _read_delimited_fast(path, gzipped, delimiter, header)
             if fast is not None:
                 return fast, np.arange(2, len(fast) + 2), 0
         rows, lines, skipped = [], [], 0
-        for line, fields in records:
-            if len(fields) != len(header):
-                if _blank(fields):
-                    continue
-                if not lenient:
-                    shown = delimiter.join(fields)
-                    shown = shown if len(shown) <= 80 else shown[:77] + "..."
-                    raise ValueError(
-                        f"{what} file {path}, line {line}: expected {len(header)} "
-                        f"fields (one per header column), found {len(fields)}: "
-                        f"{shown!r}. Fix the line (quote values that contain "
-                        f"{delimiter!r}), pass the file's separator, or "
-                        f"{LENIENT_HINT}.")
+        for line, fields in _rows(records, header, delimiter, path, what, lenient):
+            if fields is None:
                 skipped += 1
                 continue
             rows.append(fields)
@@ -69,6 +49,72 @@ def read_delimited(path: str, gzipped: bool, delimiter: str, what: str,
             if limit and len(rows) >= limit:
                 break
     return pd.DataFrame(rows, columns=header, dtype=str), np.asarray(lines), skipped
+
+
+def iter_delimited(path: str, gzipped: bool, delimiter: str, what: str,
+                   lenient: bool, chunk_rows: int
+                   ) -> Iterator[tuple[pd.DataFrame, np.ndarray, int]]:
+    """`read_delimited` a chunk at a time: frames of at most `chunk_rows` rows
+    (strings), their lines and the lines skipped since the previous chunk.
+
+    Memory holds one chunk. A file of only a header yields nothing.
+    """
+    with _open_text(path, gzipped) as handle:
+        records = _records(handle, delimiter, path, what)
+        _, header = _header(records, path, what)
+        rows, lines, skipped = [], [], 0
+        for line, fields in _rows(records, header, delimiter, path, what, lenient):
+            if fields is None:
+                skipped += 1
+                continue
+            rows.append(fields)
+            lines.append(line)
+            if len(rows) >= chunk_rows:
+                yield (pd.DataFrame(rows, columns=header, dtype=str),
+                       np.asarray(lines), skipped)
+                rows, lines, skipped = [], [], 0
+        if rows or skipped:
+            yield (pd.DataFrame(rows, columns=header, dtype=str),
+                   np.asarray(lines, np.int64), skipped)
+
+
+def _header(records: Iterator[tuple[int, list[str]]], path: str, what: str
+            ) -> tuple[int, list[str]]:
+    """The first non-blank record's line and its column names, checked."""
+    first, header = next(((line, fields) for line, fields in records
+                          if not _blank(fields)), (0, None))
+    if header is None:
+        raise ValueError(f"{what} file {path} is empty (no header line); "
+                         "expected a header line and data rows.")
+    header = [name.strip() for name in header]
+    twice = sorted({n for n in header if header.count(n) > 1})
+    if twice:
+        raise ValueError(f"{what} file {path}: the header names columns "
+                         f"{twice} more than once; give each column one name.")
+    return first, header
+
+
+def _rows(records: Iterator[tuple[int, list[str]]], header: list[str],
+          delimiter: str, path: str, what: str, lenient: bool
+          ) -> Iterator[tuple[int, list[str] | None]]:
+    """(line, fields) of each data row; fields None for a malformed line that
+    lenient mode skips (strict mode raises, naming it); blank lines vanish."""
+    for line, fields in records:
+        if len(fields) != len(header):
+            if _blank(fields):
+                continue
+            if not lenient:
+                shown = delimiter.join(fields)
+                shown = shown if len(shown) <= 80 else shown[:77] + "..."
+                raise ValueError(
+                    f"{what} file {path}, line {line}: expected {len(header)} "
+                    f"fields (one per header column), found {len(fields)}: "
+                    f"{shown!r}. Fix the line (quote values that contain "
+                    f"{delimiter!r}), pass the file's separator, or "
+                    f"{LENIENT_HINT}.")
+            yield line, None
+            continue
+        yield line, fields
 
 
 def _records(handle, delimiter: str, path: str, what: str
@@ -132,34 +178,69 @@ def read_json_lines(path: str, gzipped: bool, what: str, lenient: bool,
     """A JSON Lines file's objects, the line of each and the skipped count."""
     records, lines, skipped = [], [], 0
     with _open_text(path, gzipped) as handle:
-        for number, text in enumerate(handle, 1):
-            if not text.strip():
+        for number, record in _json_objects(handle, path, what, lenient):
+            if record is None:
+                skipped += 1
                 continue
-            try:
-                record = json.loads(text)
-                problem = f"a JSON {type(record).__name__}"
-            except json.JSONDecodeError as error:
-                record, problem = None, f"not valid JSON: {error.msg}"
-            if isinstance(record, dict):
-                records.append(record)
-                lines.append(number)
-                if limit and len(records) >= limit:
-                    break
-                continue
-            if not records and not skipped and text.lstrip().startswith("["):
-                raise ValueError(
-                    f"{what} file {path} holds a JSON array; expected JSON Lines, "
-                    "one object per line. Convert it, e.g. "
-                    "`jq -c '.[]' file.json > file.jsonl`.")
-            if not lenient:
-                shown = text.strip()
-                shown = shown if len(shown) <= 80 else shown[:77] + "..."
-                raise ValueError(
-                    f"{what} file {path}, line {number}: expected a JSON object, "
-                    f"received {shown!r} ({problem}). Fix the line, or "
-                    f"{LENIENT_HINT}.")
-            skipped += 1
+            records.append(record)
+            lines.append(number)
+            if limit and len(records) >= limit:
+                break
     return pd.DataFrame.from_records(records), np.asarray(lines), skipped
+
+
+def iter_json_lines(path: str, gzipped: bool, what: str, lenient: bool,
+                    chunk_rows: int
+                    ) -> Iterator[tuple[pd.DataFrame, np.ndarray, int]]:
+    """`read_json_lines` a chunk of at most `chunk_rows` objects at a time
+    (with their lines and the lines skipped since the previous chunk)."""
+    records, lines, skipped = [], [], 0
+    with _open_text(path, gzipped) as handle:
+        for number, record in _json_objects(handle, path, what, lenient):
+            if record is None:
+                skipped += 1
+                continue
+            records.append(record)
+            lines.append(number)
+            if len(records) >= chunk_rows:
+                yield pd.DataFrame.from_records(records), np.asarray(lines), skipped
+                records, lines, skipped = [], [], 0
+    if records or skipped:
+        yield (pd.DataFrame.from_records(records), np.asarray(lines, np.int64),
+               skipped)
+
+
+def _json_objects(handle, path: str, what: str, lenient: bool
+                  ) -> Iterator[tuple[int, dict | None]]:
+    """(line, object) of each non-blank line; None for a line that lenient
+    mode skips (strict mode raises, naming it)."""
+    seen = False
+    for number, text in enumerate(handle, 1):
+        if not text.strip():
+            continue
+        try:
+            record = json.loads(text)
+            problem = f"a JSON {type(record).__name__}"
+        except json.JSONDecodeError as error:
+            record, problem = None, f"not valid JSON: {error.msg}"
+        if isinstance(record, dict):
+            seen = True
+            yield number, record
+            continue
+        if not seen and text.lstrip().startswith("["):
+            raise ValueError(
+                f"{what} file {path} holds a JSON array; expected JSON Lines, "
+                "one object per line. Convert it, e.g. "
+                "`jq -c '.[]' file.json > file.jsonl`.")
+        if not lenient:
+            shown = text.strip()
+            shown = shown if len(shown) <= 80 else shown[:77] + "..."
+            raise ValueError(
+                f"{what} file {path}, line {number}: expected a JSON object, "
+                f"received {shown!r} ({problem}). Fix the line, or "
+                f"{LENIENT_HINT}.")
+        seen = True
+        yield number, None
 
 
 def read_parquet(path: str, what: str, limit: int) -> pd.DataFrame:

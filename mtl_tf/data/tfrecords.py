@@ -16,7 +16,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -35,10 +35,31 @@ def read_tfrecords(path: str, gzipped: bool, what: str, limit: int
     Raises:
         ValueError: a record that is not a `tf.train.Example`, naming it.
     """
+    rows = list(_rows(path, gzipped, what, limit))
+    return _frame(rows), np.arange(1, len(rows) + 1)
+
+
+def iter_tfrecords(path: str, gzipped: bool, what: str, chunk_rows: int
+                   ) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    """`read_tfrecords` a chunk of at most `chunk_rows` examples at a time,
+    with each row's record number (from 1)."""
+    rows, start = [], 1
+    for row in _rows(path, gzipped, what, 0):
+        rows.append(row)
+        if len(rows) >= chunk_rows:
+            yield _frame(rows), np.arange(start, start + len(rows))
+            start += len(rows)
+            rows = []
+    if rows:
+        yield _frame(rows), np.arange(start, start + len(rows))
+
+
+def _rows(path: str, gzipped: bool, what: str, limit: int) -> Iterator[dict]:
+    """Each record's example as {column: value}."""
     records = tf.data.TFRecordDataset(path, "GZIP" if gzipped else "")
     if limit:
         records = records.take(limit)
-    rows = []
+    number = 0
     try:
         for number, record in enumerate(records.as_numpy_iterator(), 1):
             try:
@@ -47,16 +68,19 @@ def read_tfrecords(path: str, gzipped: bool, what: str, limit: int
                 raise ValueError(f"{what} file {path}, record {number}: not a "
                                  f"tf.train.Example ({error}). Write the file "
                                  "with `python -m mtl_tf.data.convert`.") from None
-            rows.append({name: _value(feature)
-                         for name, feature in example.features.feature.items()})
+            yield {name: _value(feature)
+                   for name, feature in example.features.feature.items()}
     except tf.errors.OpError as error:
         raise ValueError(f"{what} file {path}: cannot read its records after "
-                         f"record {len(rows)} ({error.message}); check that it "
-                         "is complete and GZIP-compressed only if its name ends "
-                         "in .gz.") from None
+                         f"record {number} ({error.message}); check "
+                         "that it is complete and GZIP-compressed only if its "
+                         "name ends in .gz.") from None
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(rows)
     # An Example's features are a map: no column order survives, so sort them.
-    return frame[sorted(frame.columns)], np.arange(1, len(rows) + 1)
+    return frame[sorted(frame.columns)]
 
 
 def _value(feature):
@@ -125,4 +149,4 @@ def _strings(value) -> list[str]:
     return [str(value)]
 
 
-__all__ = ["SHARD_NAME", "read_tfrecords", "write_tfrecords"]
+__all__ = ["SHARD_NAME", "iter_tfrecords", "read_tfrecords", "write_tfrecords"]
