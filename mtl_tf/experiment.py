@@ -169,24 +169,24 @@ def prepare_data(config: Config, data: RecDataset | None = None,
 def _prepare_streamed(config: Config, run_dir: str | Path | None) -> PreparedData:
     """`prepare_data` for `data.stream=true`: held-out rows in memory, one
     (saved, reusable) pass over the training shards."""
-    from mtl_tf.data import stream
+    from mtl_tf.data import held_out, stream
 
-    stream.check_streamable(config)
-    data, validation, test = stream.load_held_out(config)
+    held_out.check_streamable(config)
+    data, validation, test = held_out.load_held_out(config)
     tasks = config.tasks
-    held_out = {}
+    checked = {}
     for name, frame in (("validation", validation), ("test", test)):
         keep = check_labels(data.joined(frame), tasks, f"{data.name} ({name} split)",
                             lenient=config.data.lenient, report=data.report)
-        held_out[name] = frame[keep].reset_index(drop=True)
+        checked[name] = frame[keep].reset_index(drop=True)
     seen_users: set[str] = set()
     if data.schema.user_id is not None:
-        scored = _sample_users(retrieval_positives(held_out["test"], tasks),
+        scored = _sample_users(retrieval_positives(checked["test"], tasks),
                                data.schema.user_id.name, config.eval)
         seen_users = set(scored[data.schema.user_id.name].astype(str))
     streamed = stream.load_or_run_pass(config, data, seen_users, run_dir)
-    data = stream.with_training_ids(config, data, streamed)
-    parts = Splits(streamed.sample, held_out["validation"], held_out["test"])
+    data = held_out.with_training_ids(config, data, streamed)
+    parts = Splits(streamed.sample, checked["validation"], checked["test"])
     arrays = {name: finish_arrays(raw_arrays(data, getattr(parts, name), tasks, {}),
                                   tasks, streamed.preprocessing.label_vocabularies)
               for name in SPLIT_NAMES}

@@ -272,3 +272,20 @@ def test_stream_reads_tf_string_and_number_features(repo_root, shop):
     assert batch["position"].dtype == tf.float32
     assert batch["hour"].dtype == tf.int64
     assert set(np.unique(batch["click"].numpy())) <= {0.0, 1.0}
+
+
+def test_lenient_stream_drops_and_counts_bad_rows(repo_root, shop, tmp_path):
+    train = shop["parts"]["train"].astype({"click": object})
+    train.loc[130, "click"] = ""
+    train.iloc[:100].to_csv(tmp_path / "part-0.csv", index=False)
+    text = train.iloc[100:].to_csv(index=False).splitlines()
+    text.insert(5, "a,b")  # A line with the wrong number of fields.
+    (tmp_path / "part-1.csv").write_text("\n".join(text) + "\n")
+    config = _config(repo_root, shop, "csv.gz", f"data.path={tmp_path / 'part-*.csv'}",
+                     "data.lenient=true")
+    prepared = experiment.prepare_data(config)
+    report = prepared.stream.report
+    assert (report.malformed_rows, report.nan_labels) == (1, 1)
+    assert prepared.num_train_examples == len(train) - 1
+    rows = sum(len(b["user_id"]) for b in prepared.train_dataset(config))
+    assert rows == len(train) - 1
