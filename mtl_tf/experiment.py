@@ -44,8 +44,8 @@ class PreparedData:
 
     With `data.stream=true`, `stream` is the pass over the training shards
     (`mtl_tf.data.stream`): `splits.train` and `arrays["train"]` then hold only
-    the training rows `build_model` reads (all of them when few; see
-    `stream.SAMPLE_ROWS`), `num_train_examples` and `sizes()` count every
+    the training rows `build_model` reads besides the pass's exact item counts
+    (all of them when few; see `stream.SAMPLE_ROWS`), `num_train_examples` and `sizes()` count every
     training row, and `train_dataset` streams them from the shards.
     """
 
@@ -294,7 +294,8 @@ def run(config: Config, run_dir: str | Path, *, export: bool = True,
 
     def build():
         return build_model(config, prepared.data, prepared.splits.train,
-                           prepared.preprocessing)
+                           prepared.preprocessing,
+                           item_counts=prepared.stream.item_counts if prepared.stream else None)
 
     with strategy.scope():
         model = build()

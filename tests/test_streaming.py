@@ -37,6 +37,7 @@ from mtl_tf.data.pipeline import (
 from mtl_tf.data.shop_log import make_shop_log
 from mtl_tf.data.stream import SUMMARY_FILE, run_pass
 from mtl_tf.data.tfrecords import write_tfrecords
+from mtl_tf.model.builder import build_model
 from mtl_tf.schema import Feature
 from mtl_tf.task_config import label_columns
 
@@ -217,10 +218,20 @@ def test_large_logs_give_build_model_a_sample_with_every_training_item(
     config = _config(repo_root, shop)
     prepared = experiment.prepare_data(config)
     streamed = run_pass(config, prepared.data, set(), sample_rows=50)
-    items = set(shop["parts"]["train"]["item_id"])
+    train = shop["parts"]["train"]
+    items = set(train["item_id"])
     assert set(streamed.sample["item_id"]) == items
     assert len(streamed.sample) <= 50 + len(items)
-    assert streamed.num_rows == len(shop["parts"]["train"])
+    assert streamed.num_rows == len(train)
+    # The log-Q popularity is counted over every row, not the sample.
+    clicked = train.loc[train.click == 1, "item_id"].astype(str)
+    assert streamed.item_counts == clicked.value_counts().to_dict()
+    model = build_model(config, prepared.data, streamed.sample,
+                        streamed.preprocessing, item_counts=streamed.item_counts)
+    catalog = list(prepared.data.item_ids)
+    probabilities = np.exp(model._log_item_probability.numpy()[1:])
+    expected = clicked.value_counts().reindex(catalog).fillna(0) / len(clicked)
+    np.testing.assert_allclose(probabilities, np.maximum(expected, 1e-9), rtol=1e-5)
 
 
 @pytest.mark.parametrize("changes, named", [

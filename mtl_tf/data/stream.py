@@ -12,15 +12,14 @@ path does (`RecDataset.from_frames`, `pipeline.check_labels`) and gathers:
   when no side table is given), and the cleaning report;
 - the training retrieval positives of the users whose test rows are scored,
   so that evaluation excludes their seen items;
-- `sample`: the training rows `build_model` reads (its text vocabularies, the
-  log-Q item probabilities and the regression heads' initial biases): every
-  row while there are at most `SAMPLE_ROWS`, so the model is built exactly as
-  in memory; else a seeded uniform sample of that many plus one row of each
-  training item the sample missed, so every training item keeps a non-zero
-  sampling probability, but those three are estimated from the sample (an
-  item's log-Q probability is then too high when its count is below about
-  rows / `SAMPLE_ROWS`). `build_model` takes a training frame; taking these
-  counts instead would make them exact at any size.
+- `item_counts`: each item's training retrieval positives, exactly (the
+  log-Q item popularity `build_model` takes);
+- `sample`: the training rows `build_model` reads for the rest (its text
+  vocabularies and the regression heads' initial biases): every row while
+  there are at most `SAMPLE_ROWS`, so the model is built exactly as in
+  memory; else a seeded uniform sample of that many plus one row of each
+  training item the sample missed (every training item gets its id row), and
+  those two are estimated from the sample.
 
 The pass is saved as `stream_summary.json` in the run directory and reused
 when the same run directory is resumed with the same data section, schema,
@@ -37,6 +36,7 @@ distinct training ids, the sample, and the seen pairs of the scored users.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import itertools
@@ -85,6 +85,7 @@ class StreamedTraining:
         item_ids, user_ids: the distinct training item and user ids, in order
             of first appearance.
         report: what cleaning dropped from the training rows.
+        item_counts: training retrieval positives per item id.
         sample: the training rows `build_model` reads.
         seen: the training retrieval positives (user and item id columns) of
             the users whose test rows are scored.
@@ -98,6 +99,7 @@ class StreamedTraining:
     item_ids: list[str]
     user_ids: list[str]
     report: CleaningReport
+    item_counts: dict[str, int]
     sample: pd.DataFrame
     seen: pd.DataFrame
     fingerprint: str
@@ -111,7 +113,8 @@ class StreamedTraining:
         return {"fingerprint": self.fingerprint, "num_rows": self.num_rows,
                 "preprocessing": self.preprocessing.to_dict(),
                 "report": self.report.as_dict(), "item_ids": self.item_ids,
-                "user_ids": self.user_ids, "sample": sample, "sample_lists": lists,
+                "user_ids": self.user_ids, "item_counts": self.item_counts,
+                "sample": sample, "sample_lists": lists,
                 "seen": self.seen.to_dict("list")}
 
     @classmethod
@@ -123,7 +126,7 @@ class StreamedTraining:
         return cls(Preprocessing.from_dict(values["preprocessing"]),
                    int(values["num_rows"]), list(values["item_ids"]),
                    list(values["user_ids"]), CleaningReport(**values["report"]),
-                   sample, pd.DataFrame(values["seen"]), values["fingerprint"])
+                   {k: int(v) for k, v in values["item_counts"].items()}, sample, pd.DataFrame(values["seen"]), values["fingerprint"])
 
 
 def clean_chunk(config, data: RecDataset, chunk: pd.DataFrame,
@@ -184,7 +187,7 @@ def fingerprint(config) -> str:
     stats = [(p, os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in files]
     document = {"data": dataclasses.asdict(data), "schema": config.schema.to_dict(),
                 "tasks": [dataclasses.asdict(t) for t in config.tasks],
-                "files": stats, "version": 1}
+                "files": stats, "version": 2}
     text = json.dumps(document, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -211,6 +214,7 @@ def run_pass(config, data: RecDataset, seen_users: set[str],
     report = CleaningReport()
     counts = {t.name: 0 for t in tasks}
     items: dict[str, None] = {}
+    item_counts: collections.Counter = collections.Counter()
     users: dict[str, None] = {}
     sample = last_rows = None
     seen, rows = [], 0
@@ -237,8 +241,10 @@ def run_pass(config, data: RecDataset, seen_users: set[str],
         if schema.item_id is not None:
             last_rows = pd.concat([last_rows, frame]).drop_duplicates(
                 schema.item_id.name, keep="last")
+        positives = retrieval_positives(chunk, tasks)
+        if schema.item_id is not None:
+            item_counts.update(positives[schema.item_id.name].astype(str).tolist())
         if schema.user_id is not None and schema.item_id is not None and seen_users:
-            positives = retrieval_positives(chunk, tasks)
             ids = [schema.user_id.name, schema.item_id.name]
             seen.append(positives.loc[positives[ids[0]].astype(str).isin(
                 seen_users), ids].astype(str))
@@ -267,7 +273,7 @@ def run_pass(config, data: RecDataset, seen_users: set[str],
             else pd.DataFrame({k: pd.Series([], dtype=str) for k in ids}))
     report.rows_kept = rows
     return StreamedTraining(summary.fit(), rows, list(items), list(users), report,
-                            sample, seen, fingerprint(config))
+                            dict(item_counts), sample, seen, fingerprint(config))
 
 
 def _keep_smallest(sample: pd.DataFrame | None, frame: pd.DataFrame, size: int

@@ -7,6 +7,8 @@ of its kind (`mtl_tf.model.encoders`) fitted on the training split.
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import numpy as np
 import pandas as pd
 import tensorflow as tf
@@ -101,11 +103,15 @@ def fine_tuned_title_encoder(titles: list[str], model: ModelConfig, seed: int = 
 
 
 def build_model(config: Config, data: RecDataset, train: pd.DataFrame,
-                preprocessing: Preprocessing | None = None) -> MultiTaskRecommender:
+                preprocessing: Preprocessing | None = None,
+                item_counts: Mapping[str, int] | None = None
+                ) -> MultiTaskRecommender:
     """Creates the model; vocabularies and statistics come from `train` only.
 
     `preprocessing` is the state fitted on `train` (`pipeline.fit_on_training`,
-    which runs here when it is not given).
+    which runs here when it is not given). `item_counts` ({item id: training
+    retrieval positives}) gives the log-Q item popularity when `train` is only
+    a sample of the training rows (a streamed log); default: counted in `train`.
 
     Every item of `data.items` is in the catalog (its features are side
     information), but only items with training interactions get their own id
@@ -168,10 +174,11 @@ def build_model(config: Config, data: RecDataset, train: pd.DataFrame,
         **({"temperature": loss.dwa_temperature} if loss.weighting == "dwa" else {}))
     probabilities = None
     if catalog is not None:
-        counts = positives[schema.item_id.name].astype(str).value_counts()
+        counts = (pd.Series(item_counts, dtype=np.float64) if item_counts is not None
+                  else positives[schema.item_id.name].astype(str).value_counts())
         probabilities = np.zeros(catalog.size + 1, np.float64)
         probabilities[1:] = (counts.reindex(catalog.item_ids).fillna(0).to_numpy()
-                             / max(len(positives), 1))
+                             / max(counts.sum(), 1))
         probabilities = probabilities.tolist()
     return MultiTaskRecommender(
         schema, query_tower, candidate_tower, ranking_network, config.tasks, catalog,
