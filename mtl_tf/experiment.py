@@ -45,8 +45,9 @@ class PreparedData:
     With `data.stream=true`, `stream` is the pass over the training shards
     (`mtl_tf.data.stream`): `splits.train` and `arrays["train"]` then hold only
     the training rows `build_model` reads besides the pass's exact item counts
-    (all of them when few; see `stream.SAMPLE_ROWS`), `num_train_examples` and `sizes()` count every
-    training row, and `train_dataset` streams them from the shards.
+    (all of them when few; see `stream.SAMPLE_ROWS`), `num_train_examples` and
+    `sizes()` count every training row, and `train_dataset` streams them from
+    the shards.
     """
 
     data: RecDataset
@@ -292,10 +293,11 @@ def run(config: Config, run_dir: str | Path, *, export: bool = True,
     val_ds = (make_dataset(prepared.arrays["validation"], config.train.eval_batch_size)
               if len(prepared.splits.validation) else None)
 
+    counts = prepared.stream.item_counts if prepared.stream else None
+
     def build():
         return build_model(config, prepared.data, prepared.splits.train,
-                           prepared.preprocessing,
-                           item_counts=prepared.stream.item_counts if prepared.stream else None)
+                           prepared.preprocessing, item_counts=counts)
 
     with strategy.scope():
         model = build()

@@ -126,7 +126,8 @@ class StreamedTraining:
         return cls(Preprocessing.from_dict(values["preprocessing"]),
                    int(values["num_rows"]), list(values["item_ids"]),
                    list(values["user_ids"]), CleaningReport(**values["report"]),
-                   {k: int(v) for k, v in values["item_counts"].items()}, sample, pd.DataFrame(values["seen"]), values["fingerprint"])
+                   {k: int(v) for k, v in values["item_counts"].items()}, sample,
+                   pd.DataFrame(values["seen"]), values["fingerprint"])
 
 
 def clean_chunk(config, data: RecDataset, chunk: pd.DataFrame,
