@@ -213,6 +213,28 @@ def test_scale_script(benchmarks, capsys):
                                                     ["peak", "RSS"]]
 
 
+def test_streaming_script(benchmarks, capsys):
+    """Each size and mode trains in its own process on the same shards."""
+    streaming = benchmarks("streaming")
+    assert streaming.main(["--sizes", "2000,4000", "--items", "50", "--shards", "2",
+                           "--chunk-rows", "500", "--max-users", "10"]) == 0
+    stdout = capsys.readouterr().out
+    rows = parse_table(stdout, "impressions")
+    assert [(r["impressions"], r["mode"]) for r in rows] == [
+        ("2,000", "streamed"), ("2,000", "in memory"),
+        ("4,000", "streamed"), ("4,000", "in memory")]
+    for row in rows:
+        # 10% of the log is held out; in memory, the random split holds out
+        # another ~10% of the training shards.
+        size = number(row["impressions"])
+        expected = 0.9 * size if row["mode"] == "streamed" else 0.81 * size
+        assert number(row["train rows"]) == pytest.approx(expected, rel=0.03)
+        assert number(row["train ex/s"]) > 0 and 0.2 < number(row["peak RSS GB"]) < 12
+    assert "streamed peak RSS, 4,000 / 2,000 impressions" in stdout
+    with pytest.raises(SystemExit, match="--sizes"):
+        streaming.main(["--sizes", "2000"])
+
+
 def test_scale_rejects_bad_sizes(benchmarks):
     scale = benchmarks("scale")
     with pytest.raises(SystemExit, match="--sizes: received '100000'"):
