@@ -50,6 +50,7 @@ def train_and_export(users: int, args: argparse.Namespace, export_dir: Path) -> 
     config = apply_overrides(get_preset("default"), [
         "data.source=synthetic", f"synthetic.num_users={users}",
         f"synthetic.num_items={args.items}", f"train.epochs={args.epochs}",
+        "train.refit=false",  # Cost per step and per request is measured.
         f"export.export_dir={export_dir}", f"export.model_name=users_{users}",
         *args.set])
     started = time.perf_counter()

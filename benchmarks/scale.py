@@ -46,7 +46,9 @@ def train_once(size: int, items: int, max_users: int, overrides: list[str]) -> d
         "data.source=synthetic", f"synthetic.num_users={users}",
         f"synthetic.num_items={items}",
         f"synthetic.interactions_per_user={INTERACTIONS_PER_USER}",
-        "train.epochs=1", f"eval.max_users={max_users}", *overrides])
+        "train.epochs=1", f"eval.max_users={max_users}",
+        # One epoch's cost is measured, not a final refit on validation rows.
+        "train.refit=false", *overrides])
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as run_dir:
         result = run(config, run_dir, export=False, verbose=0)

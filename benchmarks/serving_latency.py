@@ -61,6 +61,7 @@ def train_and_export(items: int, args: argparse.Namespace, export_dir: Path) -> 
     config = apply_overrides(get_preset("default"), [
         "data.source=synthetic", f"synthetic.num_users={args.users}",
         f"synthetic.num_items={items}", f"train.epochs={args.epochs}",
+        "train.refit=false",  # Serving cost is measured, not model quality.
         # Validation scores each batch against the whole catalog: 8,192 x 1M
         # floats would not fit in memory.
         "eval.max_users=200", "train.eval_batch_size=512",

@@ -293,9 +293,8 @@ def run(config: Config, run_dir: str | Path, *, export: bool = True,
     val_ds = (make_dataset(prepared.arrays["validation"], config.train.eval_batch_size)
               if len(prepared.splits.validation) else None)
 
-    counts = prepared.stream.item_counts if prepared.stream else None
-
     def build():
+        counts = prepared.stream.item_counts if prepared.stream else None
         return build_model(config, prepared.data, prepared.splits.train,
                            prepared.preprocessing, item_counts=counts)
 
@@ -305,6 +304,25 @@ def run(config: Config, run_dir: str | Path, *, export: bool = True,
         training = fit(model, config, train_ds, val_ds, run_dir,
                        num_train_examples=prepared.num_train_examples,
                        verbose=verbose)
+    train_dir = run_dir
+    if _refits(config, prepared, verbose and chief):
+        epochs = _selected_epochs(run_dir, training, chief)
+        prepared = prepare_data(config, prepared.data,
+                                splits=prepared.splits.with_validation_in_train())
+        refit_config = dataclasses.replace(
+            config, train=dataclasses.replace(config.train, epochs=epochs))
+        train_dir = run_dir / "refit"
+        if verbose and chief:
+            print(f"Refitting on training + validation rows for {epochs} epochs "
+                  f"(the best on validation) in {train_dir}.")
+        with strategy.scope():
+            model = build()
+            refitted = fit(model, refit_config, prepared.train_dataset(refit_config),
+                           None, train_dir,
+                           num_train_examples=prepared.num_train_examples,
+                           verbose=verbose)
+        training = {**refitted, "selection": _without_history(training),
+                    "history": training.get("history", {})}
     training["seconds"] = time.perf_counter() - started
     if is_parameter_server(strategy):
         training["variable_shards"] = variable_shards(model)
@@ -316,7 +334,13 @@ def run(config: Config, run_dir: str | Path, *, export: bool = True,
                     "chief": False}
         # Scoring and export run on one device, with the trained weights.
         model = build()
-        warm_start(model, run_dir)
+        warm_start(model, train_dir)
+    if not model.built:
+        # A finished run's checkpoint was restored without a training step:
+        # build eagerly (restoring on creation), not inside scoring's
+        # tf.functions, which may only create variables on their first call.
+        model(next(iter(make_dataset(prepared.arrays["train"], 2))),
+              training=False)
     metrics = evaluate(model, prepared, config.eval)
     summary = {"metrics": metrics,
                "training": _without_history(training),
@@ -340,6 +364,40 @@ def run(config: Config, run_dir: str | Path, *, export: bool = True,
             "item_encoder_export": item_encoder_path, "model": model,
             "prepared": prepared, "history": training.get("history", {}),
             "chief": True}
+
+
+SELECTION_FILE = "selection.json"
+
+
+def _refits(config: Config, prepared: PreparedData, verbose: bool) -> bool:
+    """Whether `train.refit` applies: it needs a validation split to merge
+    into an in-memory training split that may hold every item."""
+    if not config.train.refit:
+        return False
+    reason = ("data.stream=true keeps the validation rows out of the streamed "
+              "training shards" if prepared.stream is not None else
+              "data.split=cold_items keeps the held-out items out of training"
+              if prepared.splits.cold_items else
+              "there is no validation split" if not len(prepared.splits.validation)
+              else "")
+    if reason and verbose:
+        print(f"train.refit skipped: {reason}.")
+    return not reason
+
+
+def _selected_epochs(run_dir: Path, training: dict, chief: bool) -> int:
+    """The epoch count early stopping kept, saved in `run_dir` so that a
+    resumed run (whose selection already finished) refits the same way."""
+    path = run_dir / SELECTION_FILE
+    if "best_epoch" not in training:  # Finished before: read what it kept.
+        if not path.exists():
+            raise ValueError(f"train.refit: {run_dir} holds a finished training "
+                             f"run but no {SELECTION_FILE}; pass a new "
+                             "--output-dir to train again.")
+        return int(json.loads(path.read_text())["best_epoch"])
+    if chief:
+        write_json_atomic(path, {"best_epoch": training["best_epoch"]})
+    return int(training["best_epoch"])
 
 
 def _without_history(training: dict) -> dict:

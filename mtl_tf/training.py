@@ -3,6 +3,7 @@ TensorBoard, early stopping, resumable checkpoints."""
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
@@ -15,16 +16,30 @@ from mtl_tf.model.weighting import LossWeightingCallback
 from mtl_tf.optimizers import LazyAdam
 
 
-def make_optimizer(train: TrainConfig) -> tf.keras.optimizers.Optimizer:
-    """`LazyAdam`, Adam (AdamW when `weight_decay` > 0) or Adagrad."""
+# "linear": the rate at the end of the run, as a share of train.learning_rate.
+FINAL_RATE_SHARE = 0.05
+
+
+def make_optimizer(train: TrainConfig, steps_per_epoch: int = 0
+                   ) -> tf.keras.optimizers.Optimizer:
+    """`LazyAdam`, Adam (AdamW when `weight_decay` > 0) or Adagrad, at the
+    rate of `train.learning_rate_schedule` (a "linear" decay spans
+    `train.epochs` epochs of `steps_per_epoch` steps)."""
+    rate = train.learning_rate
+    if train.learning_rate_schedule == "linear":
+        if steps_per_epoch <= 0:
+            raise ValueError("make_optimizer: train.learning_rate_schedule="
+                             "'linear' needs the steps per epoch. Received: "
+                             f"steps_per_epoch={steps_per_epoch}.")
+        rate = tf.keras.optimizers.schedules.PolynomialDecay(
+            rate, train.epochs * steps_per_epoch, rate * FINAL_RATE_SHARE)
     if train.optimizer == "adagrad":
-        return tf.keras.optimizers.Adagrad(train.learning_rate)
+        return tf.keras.optimizers.Adagrad(rate)
     if train.weight_decay > 0:
-        return tf.keras.optimizers.AdamW(train.learning_rate,
-                                         weight_decay=train.weight_decay)
+        return tf.keras.optimizers.AdamW(rate, weight_decay=train.weight_decay)
     if train.optimizer == "lazy_adam":
-        return LazyAdam(train.learning_rate)
-    return tf.keras.optimizers.Adam(train.learning_rate)
+        return LazyAdam(rate)
+    return tf.keras.optimizers.Adam(rate)
 
 
 class ResumableCheckpoint(tf.keras.callbacks.Callback):
@@ -244,7 +259,10 @@ def fit(model: tf.keras.Model, config: Config, train_ds: tf.data.Dataset,
     strategy = tf.distribute.get_strategy()
     chief = is_chief(strategy)
     verbose = verbose if chief else 0
-    optimizer = make_optimizer(train)
+    steps_per_epoch = int(train_ds.cardinality())
+    if steps_per_epoch <= 0:  # Unknown or infinite: count the batches.
+        steps_per_epoch = math.ceil(num_train_examples / train.batch_size)
+    optimizer = make_optimizer(train, steps_per_epoch)
     model.compile(optimizer=optimizer)
     checkpoint = ResumableCheckpoint(run_dir / "checkpoints", model, optimizer,
                                      strategy)
@@ -268,10 +286,12 @@ def fit(model: tf.keras.Model, config: Config, train_ds: tf.data.Dataset,
         throughput, LossWeightingCallback(model.weighting)]
     if not is_parameter_server(strategy):
         callbacks.append(FirstStepTimer(throughput))
+    stopping = None
     if validation_ds is not None and train.early_stopping_patience > 0:
-        callbacks.append(tf.keras.callbacks.EarlyStopping(
+        stopping = tf.keras.callbacks.EarlyStopping(
             monitor="val_total_loss", patience=train.early_stopping_patience,
-            restore_best_weights=True))
+            restore_best_weights=True)
+        callbacks.append(stopping)
     # The TensorBoard callback itself sends other workers' logs to scratch.
     callbacks.append(tf.keras.callbacks.TensorBoard(str(log_dir), update_freq="epoch"))
     if chief:
@@ -295,6 +315,10 @@ def fit(model: tf.keras.Model, config: Config, train_ds: tf.data.Dataset,
                         initial_epoch=initial_epoch, callbacks=callbacks,
                         verbose=keras_verbose, **steps)
     checkpoint.mark_done()
-    return {"epochs": int(checkpoint.epoch.numpy()), "resumed": bool(initial_epoch),
+    epochs = int(checkpoint.epoch.numpy())
+    # The epoch whose weights were kept (EarlyStopping numbers epochs from 0).
+    best = (stopping.best_epoch + 1 if stopping is not None and stopping.best_weights
+            is not None else epochs)
+    return {"epochs": epochs, "best_epoch": best, "resumed": bool(initial_epoch),
             "history": history.history,
             "examples_per_second": throughput.examples_per_second}

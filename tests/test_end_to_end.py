@@ -219,3 +219,30 @@ def test_eval_max_users_scores_a_seeded_sample_of_test_users(trained_tiny):
     assert sample["rating_rmse"] == every["rating_rmse"]
     with pytest.raises(ValueError, match="eval.max_users must be >= 0"):
         apply_overrides(get_preset("tiny"), ["eval.max_users=-1"])
+
+
+def test_refit_trains_on_training_and_validation_rows_for_the_best_epochs(tmp_path):
+    config = apply_overrides(get_preset("tiny"), [
+        "train.refit=true", "train.learning_rate_schedule=linear",
+        "train.epochs=4"])
+    prepared = experiment.prepare_data(config)
+    sizes = prepared.splits.sizes()
+    result = experiment.run(config, tmp_path / "run", export=False, verbose=0,
+                            prepared=prepared)
+    selection = result["training"]["selection"]
+    best = json.loads((tmp_path / "run" / "selection.json").read_text())
+    assert 1 <= best["best_epoch"] == selection["best_epoch"] <= 4
+    # The kept model is the refit: as many epochs, on every non-test row.
+    assert result["training"]["epochs"] == best["best_epoch"]
+    assert (tmp_path / "run" / "refit" / "checkpoints").is_dir()
+    merged = result["prepared"].splits
+    assert len(merged.train) == sizes["train"] + sizes["validation"]
+    assert len(merged.validation) == 0 and len(merged.test) == sizes["test"]
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["training"]["selection"]["best_epoch"] == best["best_epoch"]
+    # Re-running the finished run in the same process scores the same model.
+    again = experiment.run(config, tmp_path / "run", export=False, verbose=0)
+    assert again["training"]["resumed"]
+    assert again["metrics"]["hit_rate_at_10"] == result["metrics"]["hit_rate_at_10"]
+    assert again["metrics"]["rating_rmse"] == pytest.approx(
+        result["metrics"]["rating_rmse"], abs=1e-6)

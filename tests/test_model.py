@@ -329,6 +329,30 @@ def test_logq_correction_subtracts_log_sampling_probability(small_model):
                                        .compute_loss(features)), rel=1e-3)
 
 
+def test_history_items_are_no_negatives_of_their_row(small_model):
+    """With mask_history_negatives, a candidate in a row's history leaves that
+    row's softmax (by hand); the row's own positive always stays."""
+    model, features = small_model
+    tasks = tuple(dataclasses.replace(t, weight=float(t.name == "retrieval"))
+                  for t in model.task_configs)
+    masked = MultiTaskRecommender(
+        model.schema, model.query_tower, model.candidate_tower,
+        model.ranking_network, tasks, model.catalog, temperature=TEMPERATURE,
+        mask_history_negatives=True)
+    ids = features[F.ITEM_ID].numpy()
+    history = features[F.HISTORY].numpy()
+    in_history = np.array([[i != j and ids[j] in set(history[i]) for j in
+                            range(len(ids))] for i in range(len(ids))])
+    assert 0 < in_history.sum() < in_history.size  # the test can fail
+    queries = model.user_embeddings(features).numpy()
+    candidates = model.item_embeddings(features[F.ITEM_ID]).numpy()
+    logits = queries @ candidates.T / TEMPERATURE
+    expected = _softmax_loss(np.where(in_history, -np.inf, logits), ids)
+    loss = float(masked.compute_loss(features))
+    assert loss == pytest.approx(expected, rel=1e-4)
+    assert loss < float(_with(model, {"retrieval": 1.0}).compute_loss(features))
+
+
 def test_task_weights_mask_rows_and_weigh_them(small_model):
     """A task's loss is the weighted mean over its rows: rows of weight 0 (outside
     its `where`) drop out; a `sample_weight` scales the rest, by hand."""

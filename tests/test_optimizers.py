@@ -10,6 +10,7 @@ import mtl_tf  # noqa: F401
 import tensorflow as tf
 
 from mtl_tf.config import apply_overrides, get_preset
+from mtl_tf.model.text_encoder import backbone_optimizer
 from mtl_tf.optimizers import LazyAdam
 from mtl_tf.training import make_optimizer
 
@@ -101,3 +102,25 @@ def test_config_picks_it_by_default_and_names_bad_choices():
         apply_overrides(get_preset("tiny"), ["train.optimizer=sgd"])
     with pytest.raises(ValueError, match="amsgrad=True is not supported"):
         LazyAdam(amsgrad=True)
+
+
+def test_linear_schedule_falls_to_a_twentieth_over_the_run():
+    train = apply_overrides(get_preset("tiny"), [
+        "train.learning_rate_schedule=linear", "train.epochs=4",
+        "train.learning_rate=0.01"]).train
+    optimizer = make_optimizer(train, steps_per_epoch=10)
+    schedule = optimizer._learning_rate
+    assert float(schedule(0)) == pytest.approx(0.01)
+    assert float(schedule(20)) == pytest.approx(0.01 - 0.5 * (0.01 - 0.0005))
+    assert float(schedule(40)) == pytest.approx(0.0005)
+    assert float(schedule(400)) == pytest.approx(0.0005)  # Never below.
+    # A fine-tuned text encoder's optimizer scales the whole schedule.
+    backbone = backbone_optimizer(optimizer, 0.1)._learning_rate
+    assert float(backbone(0)) == pytest.approx(0.001)
+    assert float(backbone(40)) == pytest.approx(0.00005)
+    assert isinstance(make_optimizer(get_preset("tiny").train).learning_rate,
+                      tf.Variable)  # "constant": a plain rate
+    with pytest.raises(ValueError, match="needs the steps per epoch"):
+        make_optimizer(train)
+    with pytest.raises(ValueError, match="train.learning_rate_schedule must be"):
+        apply_overrides(get_preset("tiny"), ["train.learning_rate_schedule=cosine"])

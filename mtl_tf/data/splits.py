@@ -29,6 +29,12 @@ class Splits:
         return {"train": len(self.train), "validation": len(self.validation),
                 "test": len(self.test)}
 
+    def with_validation_in_train(self) -> "Splits":
+        """The validation rows moved into training (an empty validation
+        split), for a final fit on every row before the test split."""
+        return Splits(pd.concat([self.train, self.validation], ignore_index=True),
+                      self.validation.iloc[:0], self.test, self.cold_items)
+
 
 def random_split(interactions: pd.DataFrame, test_fraction: float,
                  validation_fraction: float, seed: int) -> Splits:

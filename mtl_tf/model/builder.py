@@ -187,7 +187,8 @@ def build_model(config: Config, data: RecDataset, train: pd.DataFrame,
         logq_correction=model_config.logq_correction,
         item_probabilities=probabilities, weighting=weighting,
         pcgrad=loss.pcgrad, clip_norm=loss.clip_norm,
-        target_attention=target_attention)
+        target_attention=target_attention,
+        mask_history_negatives=model_config.mask_history_negatives)
 
 
 def _history_encoder(feature: Feature, model: ModelConfig,

@@ -11,6 +11,7 @@ from mtl_tf.data.pipeline import task_weight_key
 from mtl_tf.model.catalog import ItemCatalog
 from mtl_tf.model.encoders import as_string
 from mtl_tf.model.history import TargetAttention
+from mtl_tf.model.negatives import history_score_mask
 from mtl_tf.model.ranking import (
     BODY_LAYER,
     HISTORY_INPUT,
@@ -137,6 +138,9 @@ class MultiTaskRecommender(tfrs.models.Model):
             sampling probability (Yi et al., RecSys 2019).
         item_probabilities: per catalog row (row 0 = unknown), the share of training
             interactions; used by `logq_correction`.
+        mask_history_negatives: a retrieval candidate in the row's history (the
+            schema's sequence feature) is no negative of that row: it is one of
+            the user's own positives (`mtl_tf.model.negatives`).
         weighting: a `mtl_tf.model.weighting.LossWeighting`; default: the tasks'
             fixed weights.
         pcgrad: apply PCGrad to the per-task gradients.
@@ -153,7 +157,8 @@ class MultiTaskRecommender(tfrs.models.Model):
                  item_probabilities: Sequence[float] | None = None,
                  weighting: LossWeighting | None = None, pcgrad: bool = False,
                  clip_norm: float = 0.0,
-                 target_attention: TargetAttention | None = None):
+                 target_attention: TargetAttention | None = None,
+                 mask_history_negatives: bool = False):
         super().__init__()
         if (target_attention is not None) != (
                 HISTORY_INPUT in ranking_network.input_names):
@@ -180,6 +185,9 @@ class MultiTaskRecommender(tfrs.models.Model):
         self.task_configs = tuple(tasks)
         self.extra_negatives = int(extra_negatives)
         self.logq_correction = logq_correction
+        # Without a history there is nothing to mask.
+        self.masked_history = (schema.sequence.name if mask_history_negatives
+                               and schema.sequence is not None else "")
         size = catalog.size if catalog is not None else 0
         probabilities = item_probabilities or [0.0] + [1.0] * size
         self._log_item_probability = tf.math.log(
@@ -304,8 +312,11 @@ class MultiTaskRecommender(tfrs.models.Model):
             if task.type == "retrieval":
                 user_r, item_r, ids_r = (tf.boolean_mask(t, keep)
                                          for t in (user, item, item_ids))
+                history = (tf.boolean_mask(as_string(features[self.masked_history]),
+                                           keep) if self.masked_history else None)
                 losses[task.name] = self._retrieval_loss(
-                    user_r, item_r, ids_r, training, negative_rows, negatives)
+                    user_r, item_r, ids_r, training, negative_rows, negatives,
+                    history)
                 continue
             if task.type == "multilabel":
                 label = tf.cast(features[task.label], tf.float32)
@@ -400,12 +411,13 @@ class MultiTaskRecommender(tfrs.models.Model):
         return metrics
 
     def _retrieval_loss(self, user, item, item_ids, training, negative_rows=None,
-                        negatives=None):
+                        negatives=None, history=None):
         """In-batch softmax loss, plus the sampled `negatives` (tower outputs of
-        catalog rows `negative_rows`) when given. Under a `tf.distribute`
-        strategy with several replicas, the in-batch candidates are those of
-        the global batch (all-gathered), so each query still meets every
-        in-batch negative."""
+        catalog rows `negative_rows`) when given; candidates in a row's
+        `history` (item ids, [rows, length]) are left out of its softmax. Under
+        a `tf.distribute` strategy with several replicas, the in-batch
+        candidates are those of the global batch (all-gathered), so each query
+        still meets every in-batch negative."""
         queries = tf.math.l2_normalize(user, axis=-1)
         candidates = tf.math.l2_normalize(item, axis=-1)
         # Integer catalog rows identify candidates: comparing them to remove
@@ -425,10 +437,15 @@ class MultiTaskRecommender(tfrs.models.Model):
                 pool = tf.cast(tf.size(self._negative_rows), tf.float32)
                 uniform = tf.fill([self.extra_negatives], 1.0 / pool)
                 sampling = tf.concat([sampling, uniform], 0)
+        score_mask = None
+        if history is not None:
+            score_mask = history_score_mask(self.catalog.rows(history),
+                                            candidate_ids)
         return self.retrieval_task(
             queries, candidates, candidate_ids=candidate_ids,
             candidate_sampling_probability=sampling,
-            compute_metrics=not training, compute_batch_metrics=False)
+            compute_metrics=not training, compute_batch_metrics=False,
+            score_mask=score_mask)
 
 
 def _gather_from_replicas(*tensors):

@@ -330,14 +330,24 @@ def backbone_optimizer(optimizer: tf.keras.optimizers.Optimizer,
     """A fresh copy of `optimizer` whose learning rate is scaled by the multiplier.
 
     Use it for the backbone's variables (see `TextEncoderAdapter.split_gradients`).
-    Only constant (float) learning rates are supported.
+    Constant (float) learning rates and `PolynomialDecay` schedules (scaled at
+    both ends) are supported.
     """
     config = optimizer.get_config()
-    rate = config["learning_rate"]
-    if not isinstance(rate, (int, float, np.number)):
-        raise ValueError("backbone_optimizer: only a constant learning rate can be "
-                         f"scaled. Received: `learning_rate={rate!r}`.")
-    config.update(learning_rate=float(rate) * learning_rate_multiplier,
+    rate = optimizer._learning_rate  # The schedule itself, when there is one.
+    schedules = tf.keras.optimizers.schedules
+    if isinstance(rate, schedules.PolynomialDecay):
+        scaled = schedules.PolynomialDecay(
+            rate.initial_learning_rate * learning_rate_multiplier, rate.decay_steps,
+            rate.end_learning_rate * learning_rate_multiplier, power=rate.power)
+    else:
+        rate = config["learning_rate"]
+        if not isinstance(rate, (int, float, np.number)):
+            raise ValueError("backbone_optimizer: only a constant learning rate or "
+                             "a PolynomialDecay can be scaled. Received: "
+                             f"`learning_rate={rate!r}`.")
+        scaled = float(rate) * learning_rate_multiplier
+    config.update(learning_rate=scaled,
                   name=f"{config.get('name', 'optimizer')}_backbone")
     return type(optimizer).from_config(config)
 
