@@ -15,7 +15,6 @@ from mtl_tf.distribution import is_chief, is_parameter_server, worker_scratch_di
 from mtl_tf.model.weighting import LossWeightingCallback
 from mtl_tf.optimizers import LazyAdam
 
-
 # "linear": the rate at the end of the run, as a share of train.learning_rate.
 FINAL_RATE_SHARE = 0.05
 
