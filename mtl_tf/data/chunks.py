@@ -14,13 +14,12 @@ Example:
 from __future__ import annotations
 
 import os
-import zlib
 from typing import Iterator
 
 import numpy as np
 import pandas as pd
 
-from mtl_tf.data.cleaning import FILE_COLUMN, HELPER_COLUMNS, LINE_COLUMN
+from mtl_tf.data.cleaning import HELPER_COLUMNS
 from mtl_tf.data.file_formats import iter_delimited, iter_json_lines
 from mtl_tf.data.files import (
     _DELIMITERS,
@@ -29,6 +28,9 @@ from mtl_tf.data.files import (
     _TFRECORD,
     _format,
     _shards,
+    check_not_empty,
+    explained_read_errors,
+    with_helper_columns,
 )
 
 # A chunk's attrs[MALFORMED_ATTR]: lines skipped (lenient) since the last chunk.
@@ -88,29 +90,13 @@ def read_shard_chunks(shard: str, *, chunk_rows: int = 65536,
     """One file's rows as frames of at most `chunk_rows` rows, with `_file` /
     `_line` (see `read_chunks`)."""
     extension, gzipped = _format(shard, what)
-    if os.path.getsize(shard) == 0:
-        raise ValueError(f"{what} file {shard} is empty (0 bytes); expected a "
-                         "header line and data rows. Fix or remove the file.")
-    try:
+    check_not_empty(shard, what)
+    with explained_read_errors(shard, what):
         for frame, lines, skipped in _chunks(shard, extension, gzipped, separator,
                                              what, lenient, chunk_rows):
-            reserved = [c for c in HELPER_COLUMNS if c in frame.columns]
-            if reserved:
-                raise ValueError(f"{what} file {shard}: columns {reserved} are "
-                                 "reserved for the line numbers of error "
-                                 "messages; rename them.")
-            frame = frame.reset_index(drop=True)
-            frame[FILE_COLUMN] = shard
-            frame[LINE_COLUMN] = np.asarray(lines, np.int64)
+            frame = with_helper_columns(frame, lines, shard, what)
             frame.attrs[MALFORMED_ATTR] = skipped
             yield frame
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{what} file {shard} is not UTF-8 text ({error}); re-save "
-                         "it as UTF-8.") from None
-    except (EOFError, OSError, zlib.error) as error:
-        raise ValueError(f"{what} file {shard}: cannot read it ({error}); check "
-                         "that it is complete and in the format its extension "
-                         "says.") from None
 
 
 def _chunks(shard: str, extension: str, gzipped: bool, separator: str, what: str,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import sys
 from typing import Iterator
 
 import numpy as np
@@ -175,18 +176,11 @@ def _read_delimited_fast(path: str, gzipped: bool, delimiter: str,
 
 def read_json_lines(path: str, gzipped: bool, what: str, lenient: bool,
                      limit: int) -> tuple[pd.DataFrame, np.ndarray, int]:
-    """A JSON Lines file's objects, the line of each and the skipped count."""
-    records, lines, skipped = [], [], 0
-    with _open_text(path, gzipped) as handle:
-        for number, record in _json_objects(handle, path, what, lenient):
-            if record is None:
-                skipped += 1
-                continue
-            records.append(record)
-            lines.append(number)
-            if limit and len(records) >= limit:
-                break
-    return pd.DataFrame.from_records(records), np.asarray(lines), skipped
+    """A JSON Lines file's objects, the line of each and the skipped count
+    (the first `limit` objects when `limit` > 0)."""
+    chunks = iter_json_lines(path, gzipped, what, lenient, limit or sys.maxsize)
+    empty = (pd.DataFrame(), np.zeros(0, np.int64), 0)
+    return next(chunks, empty)
 
 
 def iter_json_lines(path: str, gzipped: bool, what: str, lenient: bool,

@@ -34,11 +34,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import zlib
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -257,10 +258,8 @@ def _read_shard(path: str, separator: str, what: str, lenient: bool, limit: int
                 ) -> tuple[pd.DataFrame, int]:
     """One file's rows with its helper columns, and its skipped-line count."""
     extension, gzipped = _format(path, what)
-    if os.path.getsize(path) == 0:
-        raise ValueError(f"{what} file {path} is empty (0 bytes); expected a "
-                         "header line and data rows. Fix or remove the file.")
-    try:
+    check_not_empty(path, what)
+    with explained_read_errors(path, what):
         if extension in _PARQUET:
             frame, skipped = read_parquet(path, what, limit), 0
             lines = np.arange(1, len(frame) + 1)
@@ -276,6 +275,22 @@ def _read_shard(path: str, separator: str, what: str, lenient: bool, limit: int
             delimiter = separator or _DELIMITERS[extension]
             frame, lines, skipped = read_delimited(path, gzipped, delimiter, what,
                                                     lenient, limit)
+    return with_helper_columns(frame, lines, path, what), skipped
+
+
+def check_not_empty(path: str, what: str) -> None:
+    """Raises ValueError naming an empty (0-byte) file."""
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"{what} file {path} is empty (0 bytes); expected a "
+                         "header line and data rows. Fix or remove the file.")
+
+
+@contextlib.contextmanager
+def explained_read_errors(path: str, what: str) -> Iterator[None]:
+    """Turns an undecodable or unreadable file's error into a ValueError that
+    names the file and the fix."""
+    try:
+        yield
     except UnicodeDecodeError as error:
         raise ValueError(f"{what} file {path} is not UTF-8 text ({error}); re-save "
                          "it as UTF-8.") from None
@@ -283,6 +298,12 @@ def _read_shard(path: str, separator: str, what: str, lenient: bool, limit: int
         raise ValueError(f"{what} file {path}: cannot read it ({error}); check "
                          "that it is complete and in the format its extension "
                          "says.") from None
+
+
+def with_helper_columns(frame: pd.DataFrame, lines, path: str, what: str
+                        ) -> pd.DataFrame:
+    """`frame` with `_file` = `path` and `_line` = `lines` (see the module
+    docstring); a file whose own columns use those names is refused."""
     reserved = [c for c in HELPER_COLUMNS if c in frame.columns]
     if reserved:
         raise ValueError(f"{what} file {path}: columns {reserved} are reserved for "
@@ -290,7 +311,7 @@ def _read_shard(path: str, separator: str, what: str, lenient: bool, limit: int
     frame = frame.reset_index(drop=True)
     frame[FILE_COLUMN] = path
     frame[LINE_COLUMN] = np.asarray(lines, np.int64)
-    return frame, skipped
+    return frame
 
 
 def _table_name(path: str | os.PathLike) -> str:
