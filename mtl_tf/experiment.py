@@ -312,6 +312,9 @@ def run(config: Config, run_dir: str | Path, *, export: bool = True,
         refit_config = dataclasses.replace(
             config, train=dataclasses.replace(config.train, epochs=epochs))
         train_dir = run_dir / "refit"
+        if chief:  # What the kept model was fitted on.
+            write_json_atomic(run_dir / "preprocessing.json",
+                              prepared.preprocessing.to_dict())
         if verbose and chief:
             print(f"Refitting on training + validation rows for {epochs} epochs "
                   f"(the best on validation) in {train_dir}.")
