@@ -3,8 +3,9 @@
 Trains the default model for one epoch on synthetic logs of each `--sizes`
 interaction count (`synthetic.interactions_per_user` at its default 60, so
 users = size / 60, over `--items` items), each size in a fresh Python process
-so that its peak resident memory (`ru_maxrss`) is its own. Retrieval metrics
-are computed on a sample of `eval.max_users` test users. It prints, per size:
+so that its peak resident memory (`VmHWM`: `benchmarks/peak_memory.py`) is
+its own. Retrieval metrics are computed on a sample of `eval.max_users` test
+users. It prints, per size:
 training rows, examples/s (the epoch after its first step, which traces the
 graph), peak RSS and wall time (data, training, evaluation; no export).
 
@@ -22,7 +23,6 @@ from __future__ import annotations  # noqa: I001  (mtl_tf before tensorflow)
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -37,6 +37,8 @@ COLUMNS = ["interactions", "users", "items", "train rows", "train ex/s",
 
 def train_once(size: int, items: int, max_users: int, overrides: list[str]) -> dict:
     """One run at `size` interactions in this process: its row of the table."""
+    from peak_memory import peak_rss_gb
+
     import mtl_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
     from mtl_tf.config import apply_overrides, get_preset
     from mtl_tf.experiment import run
@@ -56,7 +58,7 @@ def train_once(size: int, items: int, max_users: int, overrides: list[str]) -> d
     return {"interactions": len(prepared.data.interactions), "users": users,
             "items": items, "train rows": len(prepared.splits.train),
             "train ex/s": float(result["training"]["examples_per_second"]),
-            "peak RSS GB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+            "peak RSS GB": peak_rss_gb(),
             "run s": time.perf_counter() - started}
 
 

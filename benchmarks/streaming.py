@@ -5,7 +5,7 @@ user, `--items` items) at each `--sizes` impression count, keeps 5% of its
 rows for validation and 5% for test (seeded), and writes the training rows as
 `--shards` Parquet shards. Then it trains `examples/shop_mmoe.json` for one
 epoch on them twice, each run in a fresh Python process so that its peak
-resident memory (`ru_maxrss`) is its own:
+resident memory (`VmHWM`: `benchmarks/peak_memory.py`) is its own:
 
 - `streamed`: `data.stream=true`, the training shards read `--chunk-rows` rows
   at a time through `tf.data`;
@@ -29,7 +29,6 @@ from __future__ import annotations  # noqa: I001  (mtl_tf before tensorflow)
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -76,6 +75,8 @@ def write_log(size: int, items: int, shards: int, folder: Path) -> dict[str, str
 def train_once(mode: str, paths: dict[str, str], chunk_rows: int, max_users: int,
                overrides: list[str]) -> dict:
     """One epoch in this process, streamed or in memory: its row of the table."""
+    from peak_memory import peak_rss_gb
+
     import mtl_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
     from mtl_tf.config import apply_overrides, load_config_file
     from mtl_tf.experiment import run
@@ -96,7 +97,7 @@ def train_once(mode: str, paths: dict[str, str], chunk_rows: int, max_users: int
         result = run(config, run_dir, export=False, verbose=0)
     return {"mode": mode, "train rows": result["prepared"].num_train_examples,
             "train ex/s": float(result["training"]["examples_per_second"]),
-            "peak RSS GB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+            "peak RSS GB": peak_rss_gb(),
             "run s": time.perf_counter() - started}
 
 

@@ -36,7 +36,8 @@ SMALL = Config(
     model=ModelConfig(embedding_dim=8, bottom_units=(8,), head_units=(4,),
                       dropout=0.0, extra_negatives=16, text_encoder="tiny",
                       text_encoder_mode="finetune"),
-    train=TrainConfig(batch_size=64, epochs=1, learning_rate=LEARNING_RATE),
+    train=TrainConfig(batch_size=64, epochs=1, learning_rate=LEARNING_RATE,
+                      learning_rate_schedule="constant", refit=False),
 )
 
 

@@ -55,11 +55,7 @@ MOVIELENS_SCHEMA = Schema((
     Feature(USER_AGE, "user", "categorical", dtype="float32"),
     Feature(USER_GENDER, "user", "categorical", dtype="bool"),
     Feature(USER_OCCUPATION, "user", "categorical", dtype="int64"),
-    # Nearly every ml-100k user's whole history (the most active rated 737
-    # films): the retrieval softmax leaves these items out as negatives
-    # (model.mask_history_negatives), so a short window would leave a heavy
-    # user's other films in it as negatives.
-    Feature(HISTORY, "user", "sequence", max_length=400),
+    Feature(HISTORY, "user", "sequence"),
     Feature(ITEM_ID, "item", "id"),
     Feature(ITEM_TITLE, "item", "text"),
     Feature(ITEM_GENRES, "item", "multi_categorical"),
