@@ -40,16 +40,11 @@ def read_delimited(path: str, gzipped: bool, delimiter: str, what: str,
             fast = _read_delimited_fast(path, gzipped, delimiter, header)
             if fast is not None:
                 return fast, np.arange(2, len(fast) + 2), 0
-        rows, lines, skipped = [], [], 0
-        for line, fields in _rows(records, header, delimiter, path, what, lenient):
-            if fields is None:
-                skipped += 1
-                continue
-            rows.append(fields)
-            lines.append(line)
-            if limit and len(rows) >= limit:
-                break
-    return pd.DataFrame(rows, columns=header, dtype=str), np.asarray(lines), skipped
+    # The exact scan: the first chunk of `iter_delimited`, as long as `limit`.
+    chunks = iter_delimited(path, gzipped, delimiter, what, lenient,
+                            limit or sys.maxsize)
+    empty = (pd.DataFrame(columns=header, dtype=str), np.zeros(0, np.int64), 0)
+    return next(chunks, empty)
 
 
 def iter_delimited(path: str, gzipped: bool, delimiter: str, what: str,
