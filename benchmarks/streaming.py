@@ -83,7 +83,8 @@ def train_once(mode: str, paths: dict[str, str], chunk_rows: int, max_users: int
 
     common = [f"data.path={paths['train']}", f"data.items_path={paths['items']}",
               f"data.users_path={paths['users']}", "train.epochs=1",
-              f"eval.max_users={max_users}"]
+              # One epoch's cost is measured, not a final refit on validation.
+              "train.refit=false", f"eval.max_users={max_users}"]
     if mode == "streamed":
         common += ["data.stream=true", f"data.chunk_rows={chunk_rows}",
                    f"data.validation_path={paths['validation']}",
