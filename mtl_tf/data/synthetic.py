@@ -7,11 +7,24 @@ preferences that partly follow their age bucket and occupation, so user features
 carry information too. What users watch follows preference plus item popularity;
 ratings follow the same preference to a controllable degree
 (`rating_watch_correlation`) plus user/item biases and noise; `like` is rating >= 4.
-Watches are sampled a block of users at a time, so memory grows with the
-interactions, not with users x items (40,000 x 40,000 peaks at ~0.6 GB).
+
+Items, users and their latent factors come first, from the generator seeded with
+`seed` (memory O((items + users) x latent_dim)). The interactions then come a
+block of `USERS_PER_BLOCK` users at a time, each block from its own generator
+seeded with (`seed`, block index). Ratings standardize with fixed moments (the
+taste factor is standard by construction, the watch affinity takes the mean and
+std of the first block's watches), so a block is made without any other block's
+rows: `iter_synthetic_interactions` holds one block, and `make_synthetic` is the
+blocks concatenated (memory O(interactions)). Sampling a block's watches holds at
+most 16 MB of users x items logits at once, never users x items.
+`python -m mtl_tf.data.synthetic OUT_DIR` writes the log as shards, block by
+block (`mtl_tf.data.synthetic_shards`).
 """
 
 from __future__ import annotations
+
+import dataclasses
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -37,20 +50,81 @@ FILLER_WORDS = ("the", "return", "night", "last", "secret", "city", "of", "story
                 "big", "little", "day", "man", "woman", "river", "road", "house")
 # Users x items logits held at once while sampling watches (16 MB of float64).
 _BLOCK_ELEMENTS = 1 << 21
+# Users whose interactions one generator draws (`iter_synthetic_interactions`).
+# Part of the data's definition: another block size draws other data.
+USERS_PER_BLOCK = 1000
+# Distinct first words of the per-block seeds ([seed, tag, block]): numpy pads a
+# short seed with zeros, so [seed, 0] would replay `default_rng(seed)`.
+_WATCH_STREAM, _SPLIT_STREAM = 1, 2
 
+
+@dataclasses.dataclass(frozen=True)
+class _Population:
+    """Items, users and everything the interactions are drawn from."""
+
+    items: pd.DataFrame
+    users: pd.DataFrame
+    item_factor: np.ndarray
+    popularity: np.ndarray
+    user_factor: np.ndarray
+    other_item: np.ndarray
+    other_user: np.ndarray
+    item_bias: np.ndarray
+    user_bias: np.ndarray
 
 
 def make_synthetic(config: SyntheticConfig = SyntheticConfig(),
                    like_threshold: float = 4.0) -> RecDataset:
     """Generates a RecDataset; the same `config` (incl. seed) gives the same data.
 
-    Interactions carry the `like` label (rating >= `like_threshold`).
+    Interactions carry the `like` label (rating >= `like_threshold`); they are
+    the blocks of `iter_synthetic_interactions`, concatenated.
 
     Example:
         >>> data = make_synthetic(SyntheticConfig(num_users=50, num_items=40))
         >>> sorted(data.interactions.columns)[:2]
-        ['movie_id', 'timestamp']
+        ['like', 'movie_id']
     """
+    population = _population(config)
+    interactions = pd.concat(list(_blocks(population, config, like_threshold)),
+                             ignore_index=True)
+    report = CleaningReport(rows_read=len(interactions), rows_kept=len(interactions))
+    return RecDataset(F.MOVIELENS_SCHEMA, interactions, population.items,
+                      population.users, name="synthetic", report=report)
+
+
+def synthetic_tables(config: SyntheticConfig = SyntheticConfig()
+                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The items and users tables of `make_synthetic(config)`."""
+    population = _population(config)
+    return population.items, population.users
+
+
+def iter_synthetic_interactions(config: SyntheticConfig = SyntheticConfig(),
+                                like_threshold: float = 4.0
+                                ) -> Iterator[pd.DataFrame]:
+    """The interactions of `make_synthetic(config, like_threshold)`, one block
+    of `USERS_PER_BLOCK` users at a time (users in order, `num_blocks(config)`
+    frames), with the same columns and dtypes. Memory: the population and one
+    block.
+
+    Example:
+        >>> for block in iter_synthetic_interactions(SyntheticConfig(num_users=2500)):
+        ...     print(block["user_id"].nunique())
+        1000
+        1000
+        500
+    """
+    yield from _blocks(_population(config), config, like_threshold)
+
+
+def num_blocks(config: SyntheticConfig) -> int:
+    """How many frames `iter_synthetic_interactions(config)` yields."""
+    return -(-config.num_users // USERS_PER_BLOCK)
+
+
+def _population(config: SyntheticConfig) -> _Population:
+    """Items, users and their factors and biases, from `default_rng(seed)`."""
     if config.num_users < 2 or config.num_items < 10:
         raise ValueError("synthetic.num_users must be >= 2 and synthetic.num_items "
                          f">= 10. Received: {config.num_users}, {config.num_items}.")
@@ -88,58 +162,91 @@ def make_synthetic(config: SyntheticConfig = SyntheticConfig(),
         F.USER_ZIP: [f"{z:05d}" for z in rng.integers(100000, size=config.num_users)],
     })
 
-    watched_user, watched_item = _sample_watches(rng, user_factor, item_factor,
-                                                 popularity, config)
-
-    # Ratings: the watch affinity mixed with an independent taste factor.
-    c = config.rating_watch_correlation
+    # The rating's taste factor independent of watching, and the biases.
     other_user = rng.normal(size=(config.num_users, dim))
     other_item = rng.normal(size=(config.num_items, dim))
-    other = np.einsum("nd,nd->n", other_user[watched_user],
-                      other_item[watched_item]) / np.sqrt(dim)
-    watch_affinity = np.einsum("nd,nd->n", user_factor[watched_user],
-                               item_factor[watched_item]) / np.sqrt(dim)
-    taste = c * _standardize(watch_affinity) + np.sqrt(1 - c * c) * _standardize(other)
     user_bias = 0.4 * rng.normal(size=config.num_users)
     item_bias = 0.3 * rng.normal(size=config.num_items) + 0.1 * _standardize(popularity)
-    latent = (3.5 + 0.9 * taste + user_bias[watched_user] + item_bias[watched_item]
-              + config.rating_noise * rng.normal(size=len(watched_user)))
-    ratings = np.clip(np.rint(latent), 1, 5).astype(np.float32)
-
-    timestamps = 874_000_000 + rng.integers(0, 30_000_000, size=len(watched_user))
-    interactions = pd.DataFrame({
-        F.USER_ID: users[F.USER_ID].to_numpy()[watched_user],
-        F.ITEM_ID: items[F.ITEM_ID].to_numpy()[watched_item],
-        F.RATING: ratings,
-        F.TIMESTAMP: timestamps.astype(np.int64),
-    })
-    interactions = F.add_like_label(interactions, like_threshold)
-    report = CleaningReport(rows_read=len(interactions), rows_kept=len(interactions))
-    return RecDataset(F.MOVIELENS_SCHEMA, interactions, items, users,
-                      name="synthetic", report=report)
+    return _Population(items, users, item_factor, popularity, user_factor,
+                       other_item, other_user, item_bias, user_bias)
 
 
-def _sample_watches(rng: np.random.Generator, user_factor: np.ndarray,
-                    item_factor: np.ndarray, popularity: np.ndarray,
-                    config: SyntheticConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Per user, draws items without replacement, P ~ softmax(2 affinity +
-    popularity) (Gumbel top-k), a block of users at a time: memory grows with
-    the interactions and the block, never with users x items."""
+def _blocks(population: _Population, config: SyntheticConfig,
+            like_threshold: float) -> Iterator[pd.DataFrame]:
+    """Each block's interactions, in order. The watch affinity is standardized
+    with its mean and std over the first block's watches (a pilot fixed by the
+    config: every row while there is one block), so no block needs the others."""
+    first = _watches(population, config, 0)
+    affinity = _affinity(population, *first[1:])
+    moments = (affinity.mean(), affinity.std() + 1e-8)
+    for index in range(num_blocks(config)):
+        rng, user, item = first if index == 0 else _watches(population, config,
+                                                            index)
+        yield _interactions(population, config, rng, user, item, moments,
+                            like_threshold)
+
+
+def _watches(population: _Population, config: SyntheticConfig, index: int
+             ) -> tuple[np.random.Generator, np.ndarray, np.ndarray]:
+    """Block `index`'s generator (seeded with (seed, block)) and the (user,
+    item) row numbers of its watches, per user in order: items drawn without
+    replacement, P ~ softmax(2 affinity + popularity) (Gumbel top-k), a few
+    users at a time so the logits stay under `_BLOCK_ELEMENTS`."""
+    rng = np.random.default_rng([config.seed, _WATCH_STREAM, index])
+    start = index * USERS_PER_BLOCK
+    user_factor = population.user_factor[start:start + USERS_PER_BLOCK]
+    item_factor = population.item_factor
     num_users, num_items = len(user_factor), len(item_factor)
     counts = rng.poisson(config.interactions_per_user, size=num_users)
     counts = np.clip(counts, 5, max(5, num_items // 2))
-    block = max(1, _BLOCK_ELEMENTS // num_items)
+    step = max(1, _BLOCK_ELEMENTS // num_items)
     scale = 2.0 / np.sqrt(user_factor.shape[1])
     items = []
-    for start in range(0, num_users, block):
-        perturbed = user_factor[start:start + block] @ item_factor.T
+    # Consecutive Gumbel draws continue one stream: `step` never changes the data.
+    for first in range(0, num_users, step):
+        perturbed = user_factor[first:first + step] @ item_factor.T
         perturbed *= scale
-        perturbed += popularity
+        perturbed += population.popularity
         perturbed += rng.gumbel(size=perturbed.shape)
-        for row, count in zip(perturbed, counts[start:start + block]):
+        for row, count in zip(perturbed, counts[first:first + step]):
             top = np.argpartition(-row, count - 1)[:count]
             items.append(top[np.argsort(-row[top], kind="stable")])
-    return np.repeat(np.arange(num_users), counts), np.concatenate(items)
+    return rng, start + np.repeat(np.arange(num_users), counts), np.concatenate(items)
+
+
+def _affinity(population: _Population, user: np.ndarray, item: np.ndarray
+              ) -> np.ndarray:
+    """The watch logit's preference term per row (before the factor of 2)."""
+    return np.einsum("nd,nd->n", population.user_factor[user],
+                     population.item_factor[item]) / np.sqrt(
+                         population.user_factor.shape[1])
+
+
+def _interactions(population: _Population, config: SyntheticConfig,
+                  rng: np.random.Generator, user: np.ndarray, item: np.ndarray,
+                  moments: tuple[float, float], like_threshold: float
+                  ) -> pd.DataFrame:
+    """A block's rows: ratings mix the standardized watch affinity with an
+    independent taste factor; then biases, noise and timestamps."""
+    c = config.rating_watch_correlation
+    dim = population.other_user.shape[1]
+    # A dot of `dim` independent standard normals over sqrt(dim): mean 0, std 1.
+    other = np.einsum("nd,nd->n", population.other_user[user],
+                      population.other_item[item]) / np.sqrt(dim)
+    watch = (_affinity(population, user, item) - moments[0]) / moments[1]
+    taste = c * watch + np.sqrt(1 - c * c) * other
+    latent = (3.5 + 0.9 * taste + population.user_bias[user]
+              + population.item_bias[item]
+              + config.rating_noise * rng.normal(size=len(user)))
+    ratings = np.clip(np.rint(latent), 1, 5).astype(np.float32)
+    timestamps = 874_000_000 + rng.integers(0, 30_000_000, size=len(user))
+    interactions = pd.DataFrame({
+        F.USER_ID: population.users[F.USER_ID].to_numpy()[user],
+        F.ITEM_ID: population.items[F.ITEM_ID].to_numpy()[item],
+        F.RATING: ratings,
+        F.TIMESTAMP: timestamps.astype(np.int64),
+    })
+    return F.add_like_label(interactions, like_threshold)
 
 
 def _title(rng: np.random.Generator, topic: int, index: int) -> str:
@@ -159,3 +266,10 @@ def _genres(rng: np.random.Generator, topic: int) -> tuple[int, ...]:
 
 def _standardize(x: np.ndarray) -> np.ndarray:
     return (x - x.mean()) / (x.std() + 1e-8)
+
+
+if __name__ == "__main__":
+    # `python -m mtl_tf.data.synthetic OUT_DIR`: the log written as shards.
+    from mtl_tf.data.synthetic_shards import main
+
+    raise SystemExit(main())

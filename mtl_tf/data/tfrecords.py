@@ -108,7 +108,6 @@ def write_tfrecords(frame: pd.DataFrame, out_dir: str | os.PathLike, *,
                          f"{shards}.")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    columns = [c for c in frame.columns if c not in HELPER_COLUMNS]
     options = tf.io.TFRecordOptions("GZIP" if gzip else "")
     bounds = np.linspace(0, len(frame), shards + 1).astype(int)
     paths = []
@@ -119,15 +118,24 @@ def write_tfrecords(frame: pd.DataFrame, out_dir: str | os.PathLike, *,
         os.close(handle)
         try:
             with tf.io.TFRecordWriter(temporary, options) as writer:
-                part = frame.iloc[bounds[index]:bounds[index + 1]]
-                for row in part[columns].itertuples(index=False, name=None):
-                    writer.write(_example(columns, row).SerializeToString())
+                for record in serialized_examples(
+                        frame.iloc[bounds[index]:bounds[index + 1]]):
+                    writer.write(record)
             os.replace(temporary, path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
         paths.append(path)
     return paths
+
+
+def serialized_examples(frame: pd.DataFrame) -> Iterator[bytes]:
+    """Each row of `frame` in order as a serialized `tf.train.Example` of the
+    layout above (the helper columns `_file` / `_line` left out), for writers
+    that append rows to open shards."""
+    columns = [c for c in frame.columns if c not in HELPER_COLUMNS]
+    for row in frame[columns].itertuples(index=False, name=None):
+        yield _example(columns, row).SerializeToString()
 
 
 def _example(columns: list[str], row: Iterable) -> tf.train.Example:
@@ -149,4 +157,5 @@ def _strings(value) -> list[str]:
     return [str(value)]
 
 
-__all__ = ["SHARD_NAME", "iter_tfrecords", "read_tfrecords", "write_tfrecords"]
+__all__ = ["SHARD_NAME", "iter_tfrecords", "read_tfrecords", "serialized_examples",
+           "write_tfrecords"]
