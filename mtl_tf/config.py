@@ -272,6 +272,11 @@ class ModelConfig:
             feature (the behaviour history; `mtl_tf.model.history`): "mean"
             (the SVD++ term over the row's own history), "gru", "conv1d",
             "transformer" (SASRec / BST self-attention) or "none" (ignored).
+        history_window: the history encoder and the target attention read the
+            newest `history_window` known items of the sequence feature (at
+            most its `max_length`). The whole list still serves
+            `mask_history_negatives`, so a long list with a short window masks
+            nearly all of a heavy user's positives at the cost of one lookup.
         history_shares_item_embeddings: the history embeds its items with the
             candidate tower's item id embeddings (the default), or with its own.
         history_layers: transformer blocks (or conv1d layers) of the encoder.
@@ -319,6 +324,7 @@ class ModelConfig:
     dropout: float = 0.1
     num_oov_buckets: int = 1
     history_encoder: str = "mean"
+    history_window: int = 50
     history_shares_item_embeddings: bool = True
     history_layers: int = 1
     history_heads: int = 2
@@ -365,7 +371,7 @@ class ModelConfig:
         _check_choice("model.history_pooling", self.history_pooling,
                       HISTORY_POOLINGS)
         _check_fraction("model.history_item_dropout", self.history_item_dropout)
-        for key in ("history_layers", "history_heads"):
+        for key in ("history_layers", "history_heads", "history_window"):
             if getattr(self, key) < 1:
                 raise ValueError(f"model.{key} must be >= 1. Received: "
                                  f"{getattr(self, key)}.")

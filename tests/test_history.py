@@ -195,6 +195,8 @@ def test_bad_encoder_settings_are_named():
         apply_overrides(get_preset("tiny"), ["model.history_encoder=lstm"])
     with pytest.raises(ValueError, match="model.history_pooling"):
         apply_overrides(get_preset("tiny"), ["model.history_pooling=max"])
+    with pytest.raises(ValueError, match="model.history_window must be >= 1"):
+        apply_overrides(get_preset("tiny"), ["model.history_window=0"])
     with pytest.raises(ValueError, match="sequence is the user's"):
         Feature("h", "item", "sequence")
     with pytest.raises(ValueError, match="needs a user id and an item id"):

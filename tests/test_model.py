@@ -353,6 +353,35 @@ def test_history_items_are_no_negatives_of_their_row(small_model):
     assert loss < float(_with(model, {"retrieval": 1.0}).compute_loss(features))
 
 
+@pytest.mark.parametrize("target_attention", [False, True])
+def test_encoders_read_only_the_newest_history_window_items(target_attention):
+    """`model.history_window` cuts what the query tower and the target
+    attention read, while the list itself (and so the mask) stays whole."""
+    data = load_data(SMALL)
+    parts = random_split(data.interactions, 0.2, 0.1, seed=0)
+    arrays = example_arrays(data, parts.train.iloc[:2], SMALL.tasks)
+    items = data.items[F.ITEM_ID].astype(str).tolist()
+    newest = items[1:4]
+
+    def outputs(window: int, oldest: str) -> dict[str, np.ndarray]:
+        config = dataclasses.replace(SMALL, model=dataclasses.replace(
+            SMALL.model, history_window=window, target_attention=target_attention))
+        tf.keras.utils.set_random_seed(0)
+        model = build_model(config, data, parts.train)
+        features = {k: tf.constant(v) for k, v in arrays.items()}
+        features[F.HISTORY] = tf.constant([[oldest, *newest]] * 2)
+        got = model(features, training=False)
+        return {"query": model.user_embeddings(features).numpy(),
+                "rating": got["rating"].numpy()}
+
+    for name, values in outputs(3, items[5]).items():
+        np.testing.assert_allclose(values, outputs(3, items[6])[name], atol=1e-6)
+    wider = (outputs(4, items[5]), outputs(4, items[6]))
+    assert np.abs(wider[0]["query"] - wider[1]["query"]).max() > 1e-4
+    if target_attention:
+        assert np.abs(wider[0]["rating"] - wider[1]["rating"]).max() > 1e-5
+
+
 def test_task_weights_mask_rows_and_weigh_them(small_model):
     """A task's loss is the weighted mean over its rows: rows of weight 0 (outside
     its `where`) drop out; a `sample_weight` scales the rest, by hand."""

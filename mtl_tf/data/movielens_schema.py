@@ -55,7 +55,10 @@ MOVIELENS_SCHEMA = Schema((
     Feature(USER_AGE, "user", "categorical", dtype="float32"),
     Feature(USER_GENDER, "user", "categorical", dtype="bool"),
     Feature(USER_OCCUPATION, "user", "categorical", dtype="int64"),
-    Feature(HISTORY, "user", "sequence"),
+    # 400 events hold nearly every ml-100k user's whole history, so the
+    # retrieval softmax can leave out almost all of a heavy user's positives;
+    # the encoder still reads only the newest `model.history_window`.
+    Feature(HISTORY, "user", "sequence", max_length=400),
     Feature(ITEM_ID, "item", "id"),
     Feature(ITEM_TITLE, "item", "text"),
     Feature(ITEM_GENRES, "item", "multi_categorical"),

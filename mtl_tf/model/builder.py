@@ -201,7 +201,7 @@ def _history_encoder(feature: Feature, model: ModelConfig,
     return HistoryEncoder(
         model.history_encoder, candidate_tower.id_lookup,
         candidate_tower.id_lookup.vocabulary_size(), model.embedding_dim,
-        feature.max_length,
+        min(feature.max_length, model.history_window),
         item_embedding=candidate_tower.id_embedding if shared else None,
         num_oov=candidate_tower.num_oov_buckets, num_layers=model.history_layers,
         num_heads=model.history_heads, causal=model.history_causal,
@@ -232,7 +232,8 @@ def _target_attention(config: Config, schema, candidate_tower: CandidateTower | 
                      candidate_tower.id_lookup.vocabulary_size(),
                      model.embedding_dim, name="target_attention_item_embedding"))
     return TargetAttention(
-        candidate_tower.id_lookup, embedding, schema.sequence.max_length,
+        candidate_tower.id_lookup, embedding,
+        min(schema.sequence.max_length, model.history_window),
         num_oov=candidate_tower.num_oov_buckets,
         units=model.target_attention_units, history_name=schema.sequence.name,
         parallel=parallel, name="target_attention")

@@ -78,7 +78,9 @@ class Feature:
             "log1p" (log(1 + max(x, 0)), then standardized) or "buckets"
             (quantile boundaries from training, one embedding per bucket).
         num_buckets: buckets of `transform="buckets"`.
-        max_length: sequence features: the most recent items kept.
+        max_length: sequence features: the most recent items kept in the
+            list. The encoders read only its newest `model.history_window`;
+            the whole list serves `model.mask_history_negatives`.
         derive: sequence features: derive the history from the log (the
             default), or, when false, read it from the interactions table's
             column of this name: a list (Parquet, pandas) or `separator`-joined
