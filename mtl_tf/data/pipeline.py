@@ -128,7 +128,7 @@ def fit_on_training(data: RecDataset, train: pd.DataFrame,
     for feature in data.schema.parallel_sequences:
         if feature.is_derived and feature.values != TIME_GAPS:
             values[feature.name] = joined[feature.values].to_numpy()
-    lists = {task.label: _list_label(joined[task.label])
+    lists = {task.label: list_label(joined[task.label])
              for task in tasks if task.type == "multilabel"}
     return fit_preprocessing(data.schema, values, lists)
 
@@ -244,13 +244,13 @@ def raw_arrays(data: RecDataset, frame: pd.DataFrame, tasks: Sequence[TaskConfig
                                          "float32": np.float32}[feature.dtype])
     for column, kind in label_columns(tasks).items():
         if kind == "list":
-            out[column] = _list_label(joined[column])
+            out[column] = list_label(joined[column])
         else:
             out[column] = joined[column].to_numpy(np.float32)
     return out
 
 
-def _list_label(column: pd.Series) -> np.ndarray:
+def list_label(column: pd.Series) -> np.ndarray:
     """A list label column as an object array of string tuples (() if missing)."""
     values = np.empty(len(column), dtype=object)
     values[:] = [tuple(str(v) for v in row) if isinstance(
@@ -347,7 +347,7 @@ def make_dataset(arrays: dict[str, np.ndarray], batch_size: int, *,
     takes its share of every batch (there are no files to shard).
     """
     gathers = {name: (values.batch_builder() if isinstance(values, HistoryColumn)
-                      else _gather_rows(tf.constant(_tensor_ready(values))))
+                      else _gather_rows(tf.constant(tensor_ready(values))))
                for name, values in arrays.items()}
     size = len(next(iter(arrays.values())))
     rows = tf.data.Dataset.range(size)
@@ -366,7 +366,8 @@ def _gather_rows(tensor: tf.Tensor):
     return lambda index: tf.gather(tensor, index)
 
 
-def _tensor_ready(values: np.ndarray) -> np.ndarray:
+def tensor_ready(values: np.ndarray) -> np.ndarray:
+    """`values` as `tf.constant` takes them (object arrays as str arrays)."""
     if values.dtype == object:
         return values.astype(str)
     return values

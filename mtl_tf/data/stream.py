@@ -56,12 +56,12 @@ from mtl_tf.data.cleaning import HELPER_COLUMNS
 from mtl_tf.data.columns import coerce_feature
 from mtl_tf.data.dataset import CleaningReport, RecDataset
 from mtl_tf.data.pipeline import (
-    _list_label,
-    _tensor_ready,
     check_labels,
     finish_arrays,
+    list_label,
     raw_arrays,
     retrieval_positives,
+    tensor_ready,
 )
 from mtl_tf.schema.fitted import Preprocessing, PreprocessingSummary
 from mtl_tf.task_config import label_columns
@@ -224,7 +224,7 @@ def run_pass(config, data: RecDataset, seen_users: set[str],
         summary.add(
             {f.name: np.empty(0, object) if f.name in item_side
              else joined[f.name].to_numpy() for f in schema.stored_features},
-            {t.label: _list_label(joined[t.label]) for t in tasks
+            {t.label: list_label(joined[t.label]) for t in tasks
              if t.type == "multilabel"})
         numbers = {c: joined[c].to_numpy() for c, kind in label_columns(tasks).items()
                    if kind == "number"}
@@ -349,7 +349,7 @@ def train_dataset(config, data: RecDataset, streamed: StreamedTraining,
             arrays = finish_arrays(raw_arrays(data, rows, tasks, {}), tasks,
                                    vocabularies)
             order = rng.permutation(len(rows))
-            yield {name: _tensor_ready(arrays[name][order]) for name in signature}
+            yield {name: tensor_ready(arrays[name][order]) for name in signature}
 
     files = tf.data.Dataset.from_tensor_slices(shards)
     rows = files.interleave(

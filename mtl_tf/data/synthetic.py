@@ -53,13 +53,14 @@ _BLOCK_ELEMENTS = 1 << 21
 # Users whose interactions one generator draws (`iter_synthetic_interactions`).
 # Part of the data's definition: another block size draws other data.
 USERS_PER_BLOCK = 1000
-# Distinct first words of the per-block seeds ([seed, tag, block]): numpy pads a
-# short seed with zeros, so [seed, 0] would replay `default_rng(seed)`.
-_WATCH_STREAM, _SPLIT_STREAM = 1, 2
+# Distinct first words of the per-block seeds ([seed, tag, block]) of the
+# watches and of the held-out draw of `python -m mtl_tf.data.synthetic`: numpy
+# pads a short seed with zeros, so [seed, 0] would replay `default_rng(seed)`.
+WATCH_STREAM, SPLIT_STREAM = 1, 2
 
 
 @dataclasses.dataclass(frozen=True)
-class _Population:
+class SyntheticPopulation:
     """Items, users and everything the interactions are drawn from."""
 
     items: pd.DataFrame
@@ -85,9 +86,10 @@ def make_synthetic(config: SyntheticConfig = SyntheticConfig(),
         >>> sorted(data.interactions.columns)[:2]
         ['like', 'movie_id']
     """
-    population = _population(config)
-    interactions = pd.concat(list(_blocks(population, config, like_threshold)),
-                             ignore_index=True)
+    population = synthetic_population(config)
+    interactions = pd.concat(
+        list(interaction_blocks(population, config, like_threshold)),
+        ignore_index=True)
     report = CleaningReport(rows_read=len(interactions), rows_kept=len(interactions))
     return RecDataset(F.MOVIELENS_SCHEMA, interactions, population.items,
                       population.users, name="synthetic", report=report)
@@ -96,7 +98,7 @@ def make_synthetic(config: SyntheticConfig = SyntheticConfig(),
 def synthetic_tables(config: SyntheticConfig = SyntheticConfig()
                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The items and users tables of `make_synthetic(config)`."""
-    population = _population(config)
+    population = synthetic_population(config)
     return population.items, population.users
 
 
@@ -115,7 +117,7 @@ def iter_synthetic_interactions(config: SyntheticConfig = SyntheticConfig(),
         1000
         500
     """
-    yield from _blocks(_population(config), config, like_threshold)
+    yield from interaction_blocks(synthetic_population(config), config, like_threshold)
 
 
 def num_blocks(config: SyntheticConfig) -> int:
@@ -123,7 +125,7 @@ def num_blocks(config: SyntheticConfig) -> int:
     return -(-config.num_users // USERS_PER_BLOCK)
 
 
-def _population(config: SyntheticConfig) -> _Population:
+def synthetic_population(config: SyntheticConfig) -> SyntheticPopulation:
     """Items, users and their factors and biases, from `default_rng(seed)`."""
     if config.num_users < 2 or config.num_items < 10:
         raise ValueError("synthetic.num_users must be >= 2 and synthetic.num_items "
@@ -167,12 +169,13 @@ def _population(config: SyntheticConfig) -> _Population:
     other_item = rng.normal(size=(config.num_items, dim))
     user_bias = 0.4 * rng.normal(size=config.num_users)
     item_bias = 0.3 * rng.normal(size=config.num_items) + 0.1 * _standardize(popularity)
-    return _Population(items, users, item_factor, popularity, user_factor,
-                       other_item, other_user, item_bias, user_bias)
+    return SyntheticPopulation(items, users, item_factor, popularity,
+                               user_factor, other_item, other_user, item_bias,
+                               user_bias)
 
 
-def _blocks(population: _Population, config: SyntheticConfig,
-            like_threshold: float) -> Iterator[pd.DataFrame]:
+def interaction_blocks(population: SyntheticPopulation, config: SyntheticConfig,
+                       like_threshold: float) -> Iterator[pd.DataFrame]:
     """Each block's interactions, in order. The watch affinity is standardized
     with its mean and std over the first block's watches (a pilot fixed by the
     config: every row while there is one block), so no block needs the others."""
@@ -186,13 +189,13 @@ def _blocks(population: _Population, config: SyntheticConfig,
                             like_threshold)
 
 
-def _watches(population: _Population, config: SyntheticConfig, index: int
+def _watches(population: SyntheticPopulation, config: SyntheticConfig, index: int
              ) -> tuple[np.random.Generator, np.ndarray, np.ndarray]:
     """Block `index`'s generator (seeded with (seed, block)) and the (user,
     item) row numbers of its watches, per user in order: items drawn without
     replacement, P ~ softmax(2 affinity + popularity) (Gumbel top-k), a few
     users at a time so the logits stay under `_BLOCK_ELEMENTS`."""
-    rng = np.random.default_rng([config.seed, _WATCH_STREAM, index])
+    rng = np.random.default_rng([config.seed, WATCH_STREAM, index])
     start = index * USERS_PER_BLOCK
     user_factor = population.user_factor[start:start + USERS_PER_BLOCK]
     item_factor = population.item_factor
@@ -214,7 +217,7 @@ def _watches(population: _Population, config: SyntheticConfig, index: int
     return rng, start + np.repeat(np.arange(num_users), counts), np.concatenate(items)
 
 
-def _affinity(population: _Population, user: np.ndarray, item: np.ndarray
+def _affinity(population: SyntheticPopulation, user: np.ndarray, item: np.ndarray
               ) -> np.ndarray:
     """The watch logit's preference term per row (before the factor of 2)."""
     return np.einsum("nd,nd->n", population.user_factor[user],
@@ -222,7 +225,7 @@ def _affinity(population: _Population, user: np.ndarray, item: np.ndarray
                          population.user_factor.shape[1])
 
 
-def _interactions(population: _Population, config: SyntheticConfig,
+def _interactions(population: SyntheticPopulation, config: SyntheticConfig,
                   rng: np.random.Generator, user: np.ndarray, item: np.ndarray,
                   moments: tuple[float, float], like_threshold: float
                   ) -> pd.DataFrame:

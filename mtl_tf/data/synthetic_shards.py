@@ -27,11 +27,11 @@ from mtl_tf.config import DataConfig, SyntheticConfig
 from mtl_tf.data import movielens_schema as F
 from mtl_tf.data.shard_writer import SHARD_FORMATS, ShardWriter
 from mtl_tf.data.synthetic import (
-    _SPLIT_STREAM,
+    SPLIT_STREAM,
     USERS_PER_BLOCK,
-    _blocks,
-    _population,
+    interaction_blocks,
     num_blocks,
+    synthetic_population,
 )
 
 
@@ -66,7 +66,7 @@ def write_synthetic(config: SyntheticConfig, out_dir: str | os.PathLike, *,
         raise ValueError(f"shards must be in [1, num_users={config.num_users}]. "
                          f"Received: {shards}.")
     out = Path(out_dir)
-    population = _population(config)
+    population = synthetic_population(config)
     # Rows held out (test, then validation: `validation_fraction` of the rest).
     held_out = test_fraction + (1 - test_fraction) * validation_fraction
     writers = {"train": ShardWriter(out / "train", shards, file_format)}
@@ -82,9 +82,9 @@ def write_synthetic(config: SyntheticConfig, out_dir: str | os.PathLike, *,
     try:
         writers["items"].write(population.items)
         writers["users"].write(population.users)
-        blocks = _blocks(population, config, like_threshold)
+        blocks = interaction_blocks(population, config, like_threshold)
         for index, block in enumerate(blocks):
-            rng = np.random.default_rng([config.seed, _SPLIT_STREAM, index])
+            rng = np.random.default_rng([config.seed, SPLIT_STREAM, index])
             share = rng.random(len(block))
             train = block[share >= held_out]
             writers["test"].write(block[share < test_fraction])
