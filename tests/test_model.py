@@ -22,6 +22,7 @@ from mtl_tf.model.encoders import (
     NumericEncoder,
 )
 from mtl_tf.model.multitask import MultiTaskRecommender
+from mtl_tf.model.negatives import history_score_mask
 from mtl_tf.model.ranking import build_ranking_network
 from mtl_tf.model.towers import CandidateTower, QueryTower
 from mtl_tf.schema.fitted import as_strings
@@ -351,6 +352,22 @@ def test_history_items_are_no_negatives_of_their_row(small_model):
     loss = float(masked.compute_loss(features))
     assert loss == pytest.approx(expected, rel=1e-4)
     assert loss < float(_with(model, {"retrieval": 1.0}).compute_loss(features))
+
+
+def test_history_score_mask_matches_brute_force():
+    """Repeated candidates, padding (0), empty histories and histories that
+    hold the row's own positive, against a loop over every pair."""
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        queries, length = rng.integers(1, 12), rng.integers(0, 6)
+        candidates, rows = rng.integers(queries, 30), rng.integers(2, 20)
+        history = rng.integers(0, rows, (queries, length))
+        candidate_rows = rng.integers(1, rows, candidates)
+        expected = np.array([[i == j or candidate_rows[j] not in set(history[i]) - {0}
+                              for j in range(candidates)] for i in range(queries)],
+                            bool).reshape(queries, candidates)
+        got = history_score_mask(tf.constant(history), tf.constant(candidate_rows))
+        np.testing.assert_array_equal(got.numpy(), expected)
 
 
 @pytest.mark.parametrize("target_attention", [False, True])

@@ -19,9 +19,10 @@ def history_score_mask(history_rows: tf.Tensor, candidate_rows: tf.Tensor
     catalog row is in query i's history, except for query i's own positive
     (candidate i, the diagonal), which always stays.
 
-    The cost grows with queries x candidates x log(queries x history length),
-    not with the catalog: each (query, history row) pair becomes one integer
-    key, and every (query, candidate) pair is looked up among the sorted keys.
+    The cost grows with queries x history length x log(candidates), plus
+    one gather of queries x candidates, not with the catalog: the distinct
+    candidate rows are sorted once, each history item finds its row among
+    them, and each candidate reads its distinct row's column.
 
     Example:
         >>> history_score_mask(tf.constant([[2, 0], [1, 3]], tf.int64),
@@ -42,16 +43,22 @@ def history_score_mask(history_rows: tf.Tensor, candidate_rows: tf.Tensor
     candidate_rows = tf.cast(candidate_rows, tf.int64)
     queries = tf.shape(history_rows, out_type=tf.int64)[0]
     candidates = tf.shape(candidate_rows, out_type=tf.int64)[0]
-    # Distinct keys per (query, row): rows are < stride.
-    stride = tf.reduce_max(tf.concat(
-        [tf.reshape(history_rows, [-1]), candidate_rows, [0]], 0)) + 1
-    query_index = tf.range(queries, dtype=tf.int64)[:, None]
-    keys = tf.boolean_mask(query_index * stride + history_rows, history_rows > 0)
-    keys = tf.sort(keys)
-    wanted = tf.reshape(query_index * stride + candidate_rows[None], [-1])
-    # A key past the last one finds the sentinel -1, which matches nothing.
-    found = tf.gather(tf.concat([keys, [-1]], 0), tf.searchsorted(keys, wanted))
-    in_history = tf.reshape(tf.equal(found, wanted), [queries, candidates])
+    distinct = tf.sort(tf.unique(candidate_rows).y)
+    # Candidate j's column among the distinct rows.
+    column = tf.searchsorted(distinct, candidate_rows, out_type=tf.int64)
+    # Each history item's column, if its row is a candidate at all.
+    position = tf.reshape(tf.searchsorted(distinct, tf.reshape(history_rows, [-1]),
+                                          out_type=tf.int64), tf.shape(history_rows))
+    found = tf.gather(tf.concat([distinct, [-1]], 0), position)
+    hit = tf.equal(found, history_rows) & (history_rows > 0)
+    query = tf.broadcast_to(tf.range(queries)[:, None], tf.shape(history_rows))
+    pairs = tf.stack([tf.boolean_mask(position, hit), tf.boolean_mask(query, hit)], 1)
+    # Distinct rows x queries, so each candidate gathers a whole row (a
+    # gather along the last axis costs several times more).
+    in_history = tf.scatter_nd(
+        pairs, tf.ones(tf.shape(pairs)[:1], tf.int32),
+        tf.stack([tf.size(distinct, out_type=tf.int64), queries])) > 0
+    in_history = tf.transpose(tf.gather(in_history, column))
     own_positive = tf.cast(tf.eye(queries, candidates), tf.bool)
     return ~in_history | own_positive
 
