@@ -25,7 +25,7 @@ from mtl_tf.data.synthetic import (
     iter_synthetic_interactions,
     make_synthetic,
     num_blocks,
-    synthetic_tables,
+    synthetic_population,
 )
 from mtl_tf.data.synthetic_shards import main, write_synthetic
 
@@ -54,9 +54,9 @@ def test_blocks_concatenated_are_make_synthetic(whole):
         pd.testing.assert_series_equal(block.dtypes, whole.interactions.dtypes)
     pd.testing.assert_frame_equal(pd.concat(blocks, ignore_index=True),
                                   whole.interactions)
-    items, users = synthetic_tables(THREE_BLOCKS)
-    pd.testing.assert_frame_equal(items, whole.items)
-    pd.testing.assert_frame_equal(users, whole.users)
+    population = synthetic_population(THREE_BLOCKS)
+    pd.testing.assert_frame_equal(population.items, whole.items)
+    pd.testing.assert_frame_equal(population.users, whole.users)
 
 
 def test_same_seed_same_blocks_however_consumed(whole, monkeypatch):

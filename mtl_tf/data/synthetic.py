@@ -95,13 +95,6 @@ def make_synthetic(config: SyntheticConfig = SyntheticConfig(),
                       population.users, name="synthetic", report=report)
 
 
-def synthetic_tables(config: SyntheticConfig = SyntheticConfig()
-                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The items and users tables of `make_synthetic(config)`."""
-    population = synthetic_population(config)
-    return population.items, population.users
-
-
 def iter_synthetic_interactions(config: SyntheticConfig = SyntheticConfig(),
                                 like_threshold: float = 4.0
                                 ) -> Iterator[pd.DataFrame]:
@@ -126,7 +119,8 @@ def num_blocks(config: SyntheticConfig) -> int:
 
 
 def synthetic_population(config: SyntheticConfig) -> SyntheticPopulation:
-    """Items, users and their factors and biases, from `default_rng(seed)`."""
+    """Items, users and their factors and biases, from `default_rng(seed)`;
+    its `items` and `users` are the tables of `make_synthetic(config)`."""
     if config.num_users < 2 or config.num_items < 10:
         raise ValueError("synthetic.num_users must be >= 2 and synthetic.num_items "
                          f">= 10. Received: {config.num_users}, {config.num_items}.")
