@@ -32,7 +32,8 @@ import pandas as pd
 
 SHARD_FORMATS = {"tfrecord": ".tfrecord.gz", "parquet": ".parquet",
                  "csv": ".csv.gz"}
-_NAME = "part-{index:05d}-of-{count:05d}{extension}"
+# The name of every shard file the project writes (`write_tfrecords` too).
+SHARD_NAME = "part-{index:05d}-of-{count:05d}{extension}"
 
 
 class ShardWriter:
@@ -61,7 +62,7 @@ class ShardWriter:
         self.file_format, self.separator = file_format, separator
         self.extension = SHARD_FORMATS[file_format]
         self.rows = 0
-        self.paths = [self.out_dir / _NAME.format(index=i, count=shards,
+        self.paths = [self.out_dir / SHARD_NAME.format(index=i, count=shards,
                                                   extension=self.extension)
                       for i in range(shards)]
         self._temporary: list[Path] = []
@@ -177,4 +178,4 @@ class ShardWriter:
                 handle.close()
 
 
-__all__ = ["SHARD_FORMATS", "ShardWriter"]
+__all__ = ["SHARD_FORMATS", "SHARD_NAME", "ShardWriter"]

@@ -23,8 +23,7 @@ import pandas as pd
 import tensorflow as tf
 
 from mtl_tf.data.cleaning import HELPER_COLUMNS
-
-SHARD_NAME = "part-{index:05d}-of-{count:05d}.tfrecord{suffix}"
+from mtl_tf.data.shard_writer import SHARD_NAME
 
 
 def read_tfrecords(path: str, gzipped: bool, what: str, limit: int
@@ -113,7 +112,8 @@ def write_tfrecords(frame: pd.DataFrame, out_dir: str | os.PathLike, *,
     paths = []
     for index in range(shards):
         path = out / SHARD_NAME.format(index=index, count=shards,
-                                       suffix=".gz" if gzip else "")
+                                       extension=".tfrecord.gz" if gzip
+                                       else ".tfrecord")
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=out)
         os.close(handle)
         try:
@@ -157,5 +157,5 @@ def _strings(value) -> list[str]:
     return [str(value)]
 
 
-__all__ = ["SHARD_NAME", "iter_tfrecords", "read_tfrecords", "serialized_examples",
+__all__ = ["iter_tfrecords", "read_tfrecords", "serialized_examples",
            "write_tfrecords"]
